@@ -1,0 +1,166 @@
+"""Database tables of the reference back office (SQLAlchemy 2 declarative, any backend)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores aware datetimes as naive UTC, because SQLite keeps no offset and would otherwise
+    hand back a naive value whose zone nobody knows."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs an aware datetime")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Centre(Base):
+    """A 政务服务中心 / 便民服务中心."""
+
+    __tablename__ = "centres"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+
+
+class TicketCategory(Base):
+    """A queue of the centre; ``code`` is the ticket prefix ("A")."""
+
+    __tablename__ = "ticket_categories"
+    __table_args__ = (UniqueConstraint("centre_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(100))
+    floor: Mapped[str] = mapped_column(String(50))
+    area: Mapped[str] = mapped_column(String(50))
+    window: Mapped[str] = mapped_column(String(50))
+
+
+class ServiceItem(Base):
+    """A 事项 as offered at one centre; ``category_code`` names the queue it is served in."""
+
+    __tablename__ = "service_items"
+    __table_args__ = (
+        UniqueConstraint("centre_id", "code"),
+        ForeignKeyConstraint(["centre_id", "category_code"],
+                             ["ticket_categories.centre_id", "ticket_categories.code"]),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    category_code: Mapped[str] = mapped_column(String(8))
+    department: Mapped[str] = mapped_column(String(200))
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        ForeignKeyConstraint(["centre_id", "service_item_code"],
+                             ["service_items.centre_id", "service_items.code"]),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    service_item_code: Mapped[str] = mapped_column(String(64))
+    date: Mapped[dt.date]
+    slot_start: Mapped[dt.time]
+    slot_end: Mapped[dt.time]
+    applicant_name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    # The key of the check-in that used it: a repeat with this key is a replay, another is a 409.
+    checkin_idempotency_key: Mapped[str | None] = mapped_column(String(128), default=None)
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class QueueTicket(Base):
+    __tablename__ = "queue_tickets"
+    __table_args__ = (UniqueConstraint("centre_id", "day", "category_code", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    category_code: Mapped[str] = mapped_column(String(8))
+    day: Mapped[dt.date]
+    seq: Mapped[int]
+    number: Mapped[str] = mapped_column(String(16))
+    service_name: Mapped[str] = mapped_column(String(200))
+    kiosk_id: Mapped[str] = mapped_column(String(64))
+    appointment_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    served_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class TicketCounter(Base):
+    """Last number issued per centre, day and category.
+
+    Numbering bumps this row with one UPDATE inside the issuing transaction: the row lock (or
+    SQLite's database write lock) is what keeps two concurrent requests off the same number.
+    """
+
+    __tablename__ = "ticket_counters"
+
+    centre_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    category_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HelpRequest(Base):
+    """呼叫帮办: a citizen at a kiosk asked for a member of staff."""
+
+    __tablename__ = "help_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    kiosk_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a write, replayed verbatim when the same key comes again."""
+
+    __tablename__ = "idempotency_records"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # A digest of what was asked, so a key reused for a different request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from devices.camera import Camera, Frame
+from devices.contract import CameraState, CommandContext, CommandFailed, Completion, DeviceState
+from devices.sim.base import SimulatedDevice
+
+
+class SimCamera(SimulatedDevice, Camera):
+    """Plays a scripted scene at a fixed rate with latest-frame semantics.
+
+    Later capabilities script richer scenes (a QR held at an angle, a document on the desk);
+    the scene is any BGR image, so a test can show exactly what it wants to decode.
+    """
+
+    def __init__(self, device_id: str = "camera", width: int = 640, height: int = 480,
+                 fps: float = 15.0) -> None:
+        super().__init__(device_id)
+        self.width, self.height, self.fps = width, height, fps
+        self._scene = np.full((height, width, 3), 200, np.uint8)
+        self._latest: Frame | None = None
+        self._frame_seq = 0
+        self._lock = threading.Lock()
+        self._running = True
+        self._set_status(cameras={"main": CameraState.OK})
+        self._thread = threading.Thread(target=self._produce, name=f"{device_id}:frames",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- script ---------------------------------------------------------------------------
+    def show_image(self, image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError("scene must be an H x W x 3 uint8 BGR image")
+        with self._lock:
+            self._scene = image.copy()
+
+    def drop(self) -> None:
+        """The camera stops delivering (cable, driver crash)."""
+        self._set_status(cameras={"main": CameraState.INOPERATIVE})
+        self.detach()
+        with self._lock:
+            self._latest = None
+
+    def restore(self) -> None:
+        self._set_status(cameras={"main": CameraState.OK})
+        self.attach()
+
+    # -- contract -------------------------------------------------------------------------
+    def _produce(self) -> None:
+        period = 1.0 / self.fps
+        while self._running:
+            if self.status().state is DeviceState.ONLINE:
+                with self._lock:
+                    scene = self._scene
+                    self._frame_seq += 1
+                    seq = self._frame_seq
+                frame = scene.copy()
+                # A moving bar, so a frozen preview is visible as frozen.
+                x = (seq * 8) % frame.shape[1]
+                frame[-6:, max(0, x - 40):x] = (0, 128, 255)
+                with self._lock:
+                    self._latest = Frame(frame, seq, time.time())
+            time.sleep(period)
+
+    def latest_frame(self) -> Frame | None:
+        with self._lock:
+            return self._latest
+
+    def _capture(self, ctx: CommandContext) -> Frame:
+        self._require_online()
+        while (frame := self.latest_frame()) is None:
+            if ctx.wait(0.02):
+                ctx.check()
+            self._require_online()
+        if self.status().cameras == {"main": CameraState.INOPERATIVE}:
+            raise CommandFailed(Completion.HARDWARE_ERROR, "cameraInoperative")
+        return frame
+
+    def close(self) -> None:
+        self._running = False
+        super().close()

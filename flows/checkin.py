@@ -1,0 +1,313 @@
+"""预约签到 appointment check-in: scan the booking QR, show the appointment, check in, print
+the queue ticket.
+
+Every way this can go wrong has its own ``Problem`` (its own screen) and its own way back;
+a check-in the back office accepted is never lost to a printer fault: the ticket number stays
+on the screen and staff can reprint it.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from devices.barcode import BarcodeReader
+from devices.contract import Completion, EventKind
+from devices.printer import ReceiptPrinter
+from flows.appointment_code import MalformedCode, parse_appointment_code
+from flows.base import Flow, Translate
+from flows.ports import (
+    Appointment,
+    AppointmentAlreadyUsed,
+    AppointmentNotFound,
+    AppointmentNotValidHere,
+    AppointmentStatus,
+    AuditSink,
+    BackOffice,
+    BackOfficeError,
+    BackOfficeUnavailable,
+    QueueTicket,
+    UsedCodes,
+)
+from flows.privacy import mask_name
+from flows.tickets import queue_ticket_document
+
+
+class Step(enum.StrEnum):
+    SCAN = "scan"
+    LOOKING_UP = "looking_up"
+    CONFIRM = "confirm"
+    CHECKING_IN = "checking_in"
+    PRINTING = "printing"
+    TAKE_TICKET = "take_ticket"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Problem(enum.StrEnum):
+    SCAN_TIMEOUT = "scan_timeout"
+    SCANNER_FAILED = "scanner_failed"
+    MALFORMED_CODE = "malformed_code"
+    UNKNOWN_CODE = "unknown_code"
+    OTHER_DAY = "other_day"
+    OTHER_CENTRE = "other_centre"
+    ALREADY_USED = "already_used"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
+    BACKOFFICE_UNAVAILABLE = "backoffice_unavailable"
+    PRINT_FAILED = "print_failed"
+
+
+class Action(enum.StrEnum):
+    SCAN_AGAIN = "scan_again"
+    RETRY = "retry"
+    RETRY_PRINT = "retry_print"
+    HOME = "home"
+    CALL_STAFF = "call_staff"
+
+
+_ACTIONS: dict[Problem, tuple[Action, ...]] = {
+    Problem.SCAN_TIMEOUT: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.SCANNER_FAILED: (Action.CALL_STAFF, Action.HOME),
+    Problem.MALFORMED_CODE: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.UNKNOWN_CODE: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.OTHER_DAY: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.OTHER_CENTRE: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.ALREADY_USED: (Action.CALL_STAFF, Action.HOME),
+    Problem.APPOINTMENT_CANCELLED: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.BACKOFFICE_UNAVAILABLE: (Action.RETRY, Action.HOME),
+    Problem.PRINT_FAILED: (Action.RETRY_PRINT, Action.CALL_STAFF, Action.HOME),
+}
+
+
+@dataclass(frozen=True)
+class AppointmentSummary:
+    """What the screen may show of an appointment: the name only masked."""
+
+    service_name: str
+    centre_name: str
+    date: date
+    slot: str
+    applicant: str
+
+
+@dataclass(frozen=True)
+class CheckInView:
+    step: Step
+    appointment: AppointmentSummary | None = None
+    ticket: QueueTicket | None = None
+    problem: Problem | None = None
+    detail: str = ""  # a device error code, a date, a centre name: never personal data
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckInSettings:
+    kiosk_id: str
+    centre_id: str
+    scan_timeout_s: float = 60.0
+    print_timeout_s: float = 20.0
+    take_timeout_s: float = 20.0
+
+
+class CheckInFlow(Flow[CheckInView]):
+    def __init__(
+        self,
+        *,
+        scanner: BarcodeReader,
+        printer: ReceiptPrinter,
+        backoffice: BackOffice,
+        used_codes: UsedCodes,
+        audit: AuditSink,
+        settings: CheckInSettings,
+        session_id: str,
+        today: Callable[[], date],
+        translate: Translate = lambda s: s,
+    ) -> None:
+        super().__init__(CheckInView(Step.SCAN))
+        self.scanner = scanner
+        self.printer = printer
+        self.backoffice = backoffice
+        self.used_codes = used_codes
+        self.audit = audit
+        self.settings = settings
+        self.session_id = session_id
+        self.today = today
+        self._ = translate
+        self._code: str | None = None
+        self._appointment: Appointment | None = None
+        self._ticket: QueueTicket | None = None
+        self._checkin_key: str | None = None
+        self._print_attempts = 0
+        self._taken = threading.Event()
+        self._retry: Callable[[], None] | None = None
+
+    # -- scanning ---------------------------------------------------------------------------
+    def scan(self) -> None:
+        """Wait for the citizen to show a code, then look it up."""
+        self._code = self._appointment = None
+        self._show(CheckInView(Step.SCAN))
+        result = self._await(self.scanner.read(self.settings.scan_timeout_s, self.session_id))
+        if result.ok and result.data is not None:
+            self.submit_code(result.data)
+        elif result.completion is Completion.CANCELED:
+            self._show(CheckInView(Step.CANCELLED))
+        elif result.completion is Completion.TIME_OUT:
+            self._fail(Problem.SCAN_TIMEOUT)
+        else:
+            self._fail(Problem.SCANNER_FAILED, result.error_code or str(result.completion))
+
+    def submit_code(self, payload: str) -> None:
+        """A payload from the scanner (or typed on the keypad)."""
+        try:
+            code = parse_appointment_code(payload)
+        except MalformedCode as bad:
+            self._fail(Problem.MALFORMED_CODE, bad.reason)
+            return
+        self._code = code
+        self._lookup()
+
+    def _lookup(self) -> None:
+        assert self._code is not None
+        self._show(CheckInView(Step.LOOKING_UP))
+        try:
+            appointment = self.backoffice.get_appointment(self._code)
+        except AppointmentNotFound:
+            self._fail(Problem.UNKNOWN_CODE)
+            return
+        except BackOfficeError as error:
+            self._unavailable(error, retry=self._lookup)
+            return
+        problem = self._check(appointment)
+        if problem is not None:
+            problem_kind, detail = problem
+            self._fail(problem_kind, detail)
+            return
+        self._appointment = appointment
+        self._show(CheckInView(Step.CONFIRM, appointment=self._summary(appointment),
+                               actions=(Action.HOME,)))
+
+    def _check(self, appointment: Appointment) -> tuple[Problem, str] | None:
+        if appointment.status is AppointmentStatus.CANCELLED:
+            return Problem.APPOINTMENT_CANCELLED, ""
+        if (appointment.status is AppointmentStatus.CHECKED_IN
+                or self.used_codes.is_used(appointment.appointment_id)):
+            return Problem.ALREADY_USED, ""
+        if appointment.centre_id != self.settings.centre_id:
+            return Problem.OTHER_CENTRE, appointment.centre_name
+        if appointment.date != self.today():
+            return Problem.OTHER_DAY, appointment.date.isoformat()
+        return None
+
+    @staticmethod
+    def _summary(appointment: Appointment) -> AppointmentSummary:
+        slot = f"{appointment.slot_start:%H:%M}–{appointment.slot_end:%H:%M}"
+        return AppointmentSummary(appointment.service_name, appointment.centre_name,
+                                  appointment.date, slot, mask_name(appointment.applicant_name))
+
+    # -- checking in ------------------------------------------------------------------------
+    def confirm(self) -> None:
+        """The citizen confirmed the appointment shown: check in and print the ticket."""
+        appointment = self._appointment
+        if appointment is None or self.view.step not in (Step.CONFIRM, Step.FAILED):
+            return
+        # One key for every retry of this check-in, so the back office issues one ticket.
+        self._checkin_key = self._checkin_key or uuid.uuid4().hex
+        self._show(CheckInView(Step.CHECKING_IN, appointment=self._summary(appointment)))
+        try:
+            ticket = self.backoffice.check_in(
+                appointment.code, kiosk_id=self.settings.kiosk_id,
+                centre_id=self.settings.centre_id, idempotency_key=self._checkin_key)
+        except AppointmentAlreadyUsed:
+            self._fail(Problem.ALREADY_USED)
+            return
+        except AppointmentNotValidHere as refused:
+            problem = {"wrong_centre": Problem.OTHER_CENTRE, "not_today": Problem.OTHER_DAY,
+                       "cancelled": Problem.APPOINTMENT_CANCELLED}.get(refused.reason)
+            self._fail(problem or Problem.UNKNOWN_CODE, refused.reason)
+            return
+        except BackOfficeError as error:
+            self._unavailable(error, retry=self.confirm)
+            return
+        self.used_codes.mark_used(appointment.appointment_id, self.session_id)
+        self._ticket = ticket
+        self.audit.record("checkin.checked_in", session_id=self.session_id,
+                          detail={"appointment_id": appointment.appointment_id,
+                                  "ticket": ticket.number})
+        self._print()
+
+    # -- printing ---------------------------------------------------------------------------
+    def _print(self) -> None:
+        ticket = self._ticket
+        assert ticket is not None
+        self._print_attempts += 1
+        self._show(CheckInView(Step.PRINTING, ticket=ticket))
+        document = queue_ticket_document(ticket, self.settings.centre_id, self._)
+        self._taken.clear()
+        unsubscribe = self.printer.subscribe(
+            lambda e: self._taken.set() if e.kind is EventKind.MEDIA_TAKEN else None)
+        try:
+            result = self._await(self.printer.print_document(
+                document, self.settings.print_timeout_s, self.session_id))
+            if not result.ok:
+                self.audit.record("checkin.print_failed", session_id=self.session_id,
+                                  device_id=self.printer.device_id,
+                                  detail={"completion": str(result.completion),
+                                          "error": result.error_code or "",
+                                          "ticket": ticket.number})
+                actions = _ACTIONS[Problem.PRINT_FAILED]
+                if self._print_attempts > 1:  # reprint is offered once, then staff takes over
+                    actions = tuple(a for a in actions if a is not Action.RETRY_PRINT)
+                self._show(CheckInView(Step.FAILED, ticket=ticket, problem=Problem.PRINT_FAILED,
+                                       detail=result.error_code or str(result.completion),
+                                       actions=actions))
+                return
+            self._show(CheckInView(Step.TAKE_TICKET, ticket=ticket, actions=(Action.HOME,)))
+            self._taken.wait(self.settings.take_timeout_s)
+        finally:
+            unsubscribe()
+        self.audit.record("checkin.done", session_id=self.session_id,
+                          detail={"ticket": ticket.number, "taken": self._taken.is_set()})
+        self._show(CheckInView(Step.DONE, ticket=ticket))
+
+    def retry_print(self) -> None:
+        view = self.view
+        if view.problem is Problem.PRINT_FAILED and Action.RETRY_PRINT in view.actions:
+            self._print()
+
+    def retry(self) -> None:
+        """Try the step the back office could not answer again (same idempotency key)."""
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry()
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._taken.set()
+
+    # -- problems ---------------------------------------------------------------------------
+    def _unavailable(self, error: BackOfficeError, retry: Callable[[], None]) -> None:
+        self._retry = retry
+        if not isinstance(error, BackOfficeUnavailable):
+            self.audit.record("checkin.backoffice_rejected", session_id=self.session_id,
+                              detail={"error": error.code})
+        self._fail(Problem.BACKOFFICE_UNAVAILABLE, error.code)
+
+    def _fail(self, problem: Problem, detail: str = "") -> None:
+        self.audit.record("checkin.problem", session_id=self.session_id,
+                          detail={"problem": str(problem), "detail": detail})
+        summary = self._summary(self._appointment) if self._appointment else None
+        self._show(CheckInView(Step.FAILED, appointment=summary, ticket=self._ticket,
+                               problem=problem, detail=detail, actions=_ACTIONS[problem]))
+
+    def wipe(self) -> None:
+        """Session end: forget the appointment, the name, the ticket."""
+        self.cancel()
+        self._code = self._appointment = self._ticket = None
+        self._checkin_key = self._retry = None
+        with self._lock:
+            self._view = CheckInView(Step.CANCELLED)

@@ -1,0 +1,130 @@
+"""What the flows need from outside, as interfaces: the back office, and the kiosk's records.
+
+The kiosk's httpx client (``kiosk/client.py``) and storage implement these; tests may hand a
+flow a fake. Flows never import either implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Protocol
+
+
+class AppointmentStatus(enum.StrEnum):
+    BOOKED = "booked"
+    CHECKED_IN = "checked_in"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, repr=False)
+class Appointment:
+    code: str
+    appointment_id: str
+    centre_id: str
+    centre_name: str
+    service_item_code: str
+    service_name: str
+    date: date
+    slot_start: time
+    slot_end: time
+    applicant_name: str  # personal data: only its mask reaches a screen, never a log
+    status: AppointmentStatus
+
+    def __repr__(self) -> str:
+        return f"Appointment({self.appointment_id}, {self.centre_id}, {self.date}, {self.status})"
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    """A 排队号: what the citizen holds while waiting to be called."""
+
+    number: str  # e.g. "A012"
+    service_name: str
+    centre_name: str
+    floor: str
+    area: str
+    window: str
+    issued_at: datetime
+    waiting_ahead: int
+    appointment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketCategory:
+    code: str  # the ticket prefix, "A"
+    name: str
+    floor: str
+    area: str
+    window: str
+
+
+class BackOfficeError(Exception):
+    """Base of what the back-office client raises; ``code`` is stable for screens and logs."""
+
+    code = "backoffice_error"
+
+
+class BackOfficeUnavailable(BackOfficeError):
+    """Network down, timeout, a 5xx, or an answer that does not parse."""
+
+    code = "backoffice_unavailable"
+
+
+class AppointmentNotFound(BackOfficeError):
+    code = "appointment_not_found"
+
+
+class AppointmentAlreadyUsed(BackOfficeError):
+    code = "already_checked_in"
+
+
+class AppointmentNotValidHere(BackOfficeError):
+    """The server refuses the check-in: ``reason`` is wrong_centre, not_today or cancelled."""
+
+    code = "appointment_not_valid"
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class BackOfficeRejected(BackOfficeError):
+    """A 4xx the client has no better name for (bad request, unknown category...)."""
+
+    code = "backoffice_rejected"
+
+
+class BackOffice(Protocol):
+    def health(self) -> bool: ...
+
+    def get_appointment(self, code: str) -> Appointment: ...
+
+    def check_in(self, code: str, *, kiosk_id: str, centre_id: str,
+                 idempotency_key: str) -> QueueTicket: ...
+
+    def ticket_categories(self, centre_id: str) -> list[TicketCategory]: ...
+
+    def take_ticket(self, category_code: str, *, kiosk_id: str, centre_id: str,
+                    idempotency_key: str) -> QueueTicket: ...
+
+    def call_staff(self, *, kiosk_id: str, centre_id: str, session_id: str) -> None: ...
+
+
+class UsedCodes(Protocol):
+    """The kiosk's own record of appointment codes already checked in here; it holds when the
+    back office cannot be asked, and it is what makes a signed offline code single-use."""
+
+    def is_used(self, appointment_id: str) -> bool: ...
+
+    def mark_used(self, appointment_id: str, session_id: str) -> bool:
+        """Record it; False if it was already recorded."""
+        ...
+
+
+class AuditSink(Protocol):
+    """Where flows record what happened. ``detail`` must hold no personal data."""
+
+    def record(self, kind: str, *, session_id: str | None = None,
+               device_id: str | None = None, detail: dict[str, object] | None = None) -> None: ...

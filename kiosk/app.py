@@ -1,0 +1,198 @@
+"""Composition root: reads the config, builds the drivers named there, the storage, the
+back-office client and the flows, and hands them to the UI. Nothing else builds drivers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from devices.contract import Device, DeviceStatus, Event, EventKind
+from devices.sim import (
+    SimBarcodeReader,
+    SimCamera,
+    SimDocumentPrinter,
+    SimIdCardReader,
+    SimReceiptPrinter,
+    SimSmartCardReader,
+)
+from flows.checkin import CheckInFlow, CheckInSettings
+from flows.ports import BackOffice, BackOfficeError
+from kiosk.client import HttpBackOffice
+from kiosk.config import DeviceConfig, KioskConfig
+from kiosk.i18n import I18n
+from kiosk.services import Availability, evaluate
+from kiosk.session import EndReason, Session, SessionManager
+from kiosk.storage.audit import AuditLog
+from kiosk.storage.db import Database, open_database
+from kiosk.storage.used_codes import UsedCodeStore
+
+log = logging.getLogger(__name__)
+
+FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+DeviceFactory = Callable[[str, dict[str, Any]], Device]
+
+
+def _sim_printer(cls: type) -> DeviceFactory:
+    def build(name: str, options: dict[str, Any]) -> Device:
+        options = dict(options)
+        if "output_dir" in options:
+            options["output_dir"] = Path(options["output_dir"])
+        return cls(name, **options)
+
+    return build
+
+
+# device name -> driver name -> factory. Real drivers join this table as they are written.
+DRIVERS: dict[str, dict[str, DeviceFactory]] = {
+    "id_card": {"sim": lambda name, o: SimIdCardReader(name, **o)},
+    "smart_card": {"sim": lambda name, o: SimSmartCardReader(name, **o)},
+    "camera": {"sim": lambda name, o: SimCamera(name, **o)},
+    "barcode": {"sim": lambda name, o: SimBarcodeReader(name, **o)},
+    "receipt_printer": {"sim": _sim_printer(SimReceiptPrinter)},
+    "document_printer": {"sim": _sim_printer(SimDocumentPrinter)},
+}
+
+
+def build_device(config: KioskConfig, name: str, device: DeviceConfig) -> Device:
+    drivers = DRIVERS.get(name, {})
+    factory = drivers.get(device.driver)
+    if factory is None:
+        raise config.error_at(f"devices.{name}.driver",
+                              f"unknown driver {device.driver!r} (known: {', '.join(drivers)})")
+    try:
+        return factory(name, dict(device.options))
+    except TypeError as bad:
+        if "unexpected keyword argument" not in str(bad):
+            raise
+        setting = str(bad).rsplit(" ", 1)[-1].strip("'")
+        raise config.error_at(f"devices.{name}.{setting}",
+                              f"not a setting of the {device.driver!r} driver") from bad
+
+
+@dataclass
+class Kiosk:
+    config: KioskConfig
+    devices: dict[str, Device]
+    db: Database
+    audit: AuditLog
+    used_codes: UsedCodeStore
+    backoffice: BackOffice
+    sessions: SessionManager
+    i18n: I18n
+
+    def now(self) -> datetime:
+        return datetime.now(ZoneInfo(self.config.kiosk.timezone))
+
+    def today(self) -> date:
+        return self.now().date()
+
+    def statuses(self) -> dict[str, DeviceStatus]:
+        return {name: device.status() for name, device in self.devices.items()}
+
+    def availability(self) -> list[Availability]:
+        return evaluate(self.statuses())
+
+    def start_session(self) -> Session:
+        session = self.sessions.start()
+        for device in self.devices.values():
+            device.session_id = session.id
+        session.on_end(self._forget_session_on_devices)
+        session.on_end(lambda: self.i18n.set_language(self.i18n.default))
+        return session
+
+    def _forget_session_on_devices(self) -> None:
+        for device in self.devices.values():
+            device.cancel()
+            device.session_id = None
+
+    def checkin_flow(self, session: Session) -> CheckInFlow:
+        t = self.config.timeouts
+        flow = CheckInFlow(
+            scanner=self.devices["barcode"],  # type: ignore[arg-type]
+            printer=self.devices["receipt_printer"],  # type: ignore[arg-type]
+            backoffice=self.backoffice,
+            used_codes=self.used_codes,
+            audit=self.audit,
+            settings=CheckInSettings(self.config.kiosk.id, self.config.kiosk.centre_id,
+                                     t.scan_s, t.print_s, t.take_s),
+            session_id=session.id,
+            today=self.today,
+            translate=self.i18n.gettext,
+        )
+        flow.busy_listeners.append(self.sessions.device_busy)
+        session.on_end(flow.wipe)
+        return flow
+
+    def call_staff(self, session_id: str) -> bool:
+        """呼叫帮办: True when the back office took the request."""
+        try:
+            self.backoffice.call_staff(kiosk_id=self.config.kiosk.id,
+                                       centre_id=self.config.kiosk.centre_id,
+                                       session_id=session_id)
+        except BackOfficeError as error:
+            self.audit.record("staff.call_failed", session_id=session_id,
+                              detail={"error": error.code})
+            return False
+        self.audit.record("staff.called", session_id=session_id)
+        return True
+
+    def close(self) -> None:
+        self.sessions.end(EndReason.SHUTDOWN)
+        for device in self.devices.values():
+            device.close()
+        self.db.close()
+
+
+def _audit_events(audit: AuditLog) -> Callable[[Event], None]:
+    def record(event: Event) -> None:
+        if event.kind is EventKind.STATUS_CHANGED:
+            status = event.payload
+            detail: dict[str, object] = {"state": str(status.state)}
+            for key in ("media", "paper", "door"):
+                if getattr(status, key) is not None:
+                    detail[key] = str(getattr(status, key))
+        else:
+            # Payloads (a scanned code, a card record) stay out of the audit log.
+            detail = {"severity": str(event.severity)}
+            if event.error_kind:
+                detail["error"] = event.error_kind
+            if event.action:
+                detail["action"] = event.action
+        audit.record(f"device.{event.kind}", session_id=event.session_id,
+                     device_id=event.device_id, detail=detail)
+
+    return record
+
+
+def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Kiosk:
+    data_dir = config.kiosk.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(data_dir / "kiosk.db")
+    audit = AuditLog(db)
+    devices: dict[str, Device] = {}
+    try:
+        for name, device_config in config.devices.items():
+            if device_config.enabled:
+                devices[name] = build_device(config, name, device_config)
+    except Exception:
+        for device in devices.values():
+            device.close()
+        db.close()
+        raise
+    listener = _audit_events(audit)
+    for device in devices.values():
+        device.subscribe(listener)
+    sessions = SessionManager(data_dir / "sessions", audit, config.timeouts.idle_s,
+                              config.timeouts.countdown_s)
+    leftovers = sessions.wipe_leftovers()
+    if leftovers:
+        audit.record("session.leftovers_wiped", detail={"count": leftovers})
+    client = backoffice or HttpBackOffice(config.backoffice.url, config.backoffice.timeout_s)
+    return Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
+                 I18n(config.kiosk.language))

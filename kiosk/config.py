@@ -1,0 +1,482 @@
+"""The kiosk's one configuration file: TOML, read with tomllib, validated with pydantic.
+
+Technicians edit this file on the appliance, often over a serial console, so every error names
+the file, the line and the dotted key (``demo.toml:14: devices.camera.driver: field required``)
+and every wrong key is reported at once rather than one per restart.
+
+tomllib keeps no positions, so :class:`_KeyLocator` re-reads the text to find the line of a
+dotted key. It understands ``[table]`` headers and ``key = value`` lines; a key inside an inline
+table or one that is missing falls back to the line of its nearest located parent.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+DEVICE_NAMES: tuple[str, ...] = (
+    "id_card",
+    "smart_card",
+    "camera",
+    "barcode",
+    "receipt_printer",
+    "document_printer",
+)
+DeviceName = Literal[
+    "id_card", "smart_card", "camera", "barcode", "receipt_printer", "document_printer"
+]
+
+SCREEN_SIZES: dict[str, tuple[int, int]] = {
+    "landscape": (1920, 1080),
+    "portrait": (1080, 1920),
+}
+
+_KIOSK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DB_URL = re.compile(r"[A-Za-z][A-Za-z0-9+]*://")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``str()`` is the message: one line per problem, each
+    ``file:line: dotted.key: what is wrong``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _Model(BaseModel):
+    # strict: TOML already has types, so "true" for a bool or "5" for a number is a mistake
+    # worth reporting, not something to coerce silently.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _cwd_path(value: object) -> Path:
+    """A path from the file; relative ones are taken against the directory the kiosk is started
+    in, resolved once at load so a later chdir cannot move the data."""
+    if isinstance(value, Path):  # the field's own default; TOML only ever gives a str
+        value = str(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return (Path.cwd() / Path(value).expanduser()).resolve()
+
+
+class KioskSection(_Model):
+    """``[kiosk]``: who this terminal is and how it presents itself."""
+
+    id: str = Field(description="Terminal id shown on receipts and sent to the back office; "
+                                "1..64 characters of A-Z a-z 0-9 - _.")
+    centre_id: str = Field(min_length=1, max_length=64,
+                           description="The service centre this kiosk stands in; appointments "
+                                       "for other centres are refused.")
+    centre_name: str = Field("", max_length=64,
+                             description="The centre's name as citizens know it, shown on "
+                                         "every screen; empty shows centre_id.")
+    language: Literal["zh_CN", "en"] = Field(
+        "zh_CN", description="Language of the start screen; citizens can switch per session.")
+    orientation: Literal["landscape", "portrait"] = Field(
+        "landscape", description="Screen mounting: landscape is 1920x1080, portrait 1080x1920.")
+    fullscreen: bool = Field(True, description="Borderless full screen; false only for "
+                                               "development on a desktop.")
+    data_dir: Path = Field(Path("var/kiosk"), validate_default=True,
+                           description="Where the kiosk keeps its database and spool; relative "
+                                       "paths resolve against the start directory.")
+    timezone: str = Field("Asia/Shanghai", description="IANA zone for appointment dates and "
+                                                       "printed times.")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _KIOSK_ID.fullmatch(value):
+            raise ValueError(f"must be 1..64 characters of A-Z a-z 0-9 - _ (got {value!r})")
+        return value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _resolve_data_dir(cls, value: object) -> Path:
+        return _cwd_path(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        """(width, height) in pixels for the configured orientation."""
+        return SCREEN_SIZES[self.orientation]
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class BackOfficeSection(_Model):
+    """``[backoffice]``: where applications, check-ins and tickets go."""
+
+    url: str = Field(description="Base URL of the back-office API, http:// or https://; a "
+                                 "trailing slash is removed.")
+    timeout_s: float = Field(5.0, gt=0, le=60,
+                             description="Per-request timeout; past it the kiosk reports the "
+                                         "back office as unavailable.")
+    embedded: bool = Field(False, description="Start the reference back office as a subprocess "
+                                              "listening on the url's port (demo, tests).")
+    database: str = Field("sqlite:///var/backoffice.db",
+                          description="SQLAlchemy URL of the embedded back office's database; "
+                                      "ignored unless embedded.")
+    seed: Path | None = Field(None, description="JSON catalogue the embedded back office loads "
+                                                "on first start; ignored unless embedded.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host (got {value!r})")
+        try:
+            _ = parts.port  # the property is what checks the port: a number, in range
+        except ValueError:
+            raise ValueError(f"has an invalid port (got {value!r})") from None
+        if parts.query or parts.fragment:
+            raise ValueError(f"must not have a query or fragment (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("embedded")
+    @classmethod
+    def _embedded_is_plain_http(cls, value: bool, info: ValidationInfo) -> bool:
+        # The embedded server is started without certificates, so an https url could never
+        # reach it; say so here rather than as a connection error at the first citizen.
+        url = info.data.get("url")
+        if value and isinstance(url, str) and urlsplit(url).scheme != "http":
+            raise ValueError("the embedded back office serves plain http; use an http:// url")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        if not _DB_URL.match(value):
+            raise ValueError(f"must be a database URL like sqlite:///var/backoffice.db "
+                             f"(got {value!r})")
+        return value
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _resolve_seed(cls, value: object) -> Path | None:
+        return None if value is None else _cwd_path(value)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The url's port, or the scheme's default: the embedded server listens here."""
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class TimeoutsSection(_Model):
+    """``[timeouts]``: how long the kiosk waits for a citizen or a device, in seconds."""
+
+    idle_s: int = Field(60, ge=10, le=600, description="Inactivity before the end-of-session "
+                                                       "countdown starts.")
+    countdown_s: int = Field(15, ge=3, le=60, description="Length of the visible countdown "
+                                                          "before the session is dropped.")
+    scan_s: float = Field(60, ge=5, le=600, description="Waiting for a QR code to be shown.")
+    print_s: float = Field(20, ge=1, le=300, description="One print job, start to finish.")
+    take_s: float = Field(20, ge=3, le=300, description="Waiting for the citizen to take the "
+                                                        "paper before alerting.")
+
+
+class DeviceConfig(_Model):
+    """``[devices.<name>]``: which driver runs a device, and that driver's own settings."""
+
+    driver: str = Field(min_length=1, description="Driver name (sim, pcsc, ga467, cups, escpos, "
+                                                  "opencv...); checked by the composition root.")
+    enabled: bool = Field(True, description="false keeps the table but leaves the device out, "
+                                            "as if the kiosk had none.")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Every other key of the table, for the driver.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_options(cls, data: object) -> object:
+        # Driver settings are open-ended, so unknown keys are gathered instead of forbidden;
+        # the driver validates its own options.
+        if not isinstance(data, Mapping):
+            return data
+        fixed = {k: data[k] for k in ("driver", "enabled") if k in data}
+        fixed["options"] = {k: v for k, v in data.items() if k not in ("driver", "enabled")}
+        return fixed
+
+
+class _ConfigFile(_Model):
+    kiosk: KioskSection = Field(description="This terminal.")
+    backoffice: BackOfficeSection = Field(description="The back-office API.")
+    timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection,
+                                      description="Waiting times.")
+    devices: dict[DeviceName, DeviceConfig] = Field(
+        default_factory=dict, description="The devices this kiosk has; a missing table means "
+                                          "the kiosk lacks that device.")
+
+
+class KioskConfig(_ConfigFile):
+    """The validated configuration, plus where it came from so later checks can point into it."""
+
+    source: Path = Field(description="The file this was read from, as given.")
+    _text: str = PrivateAttr("")
+
+    def error_at(self, dotted_key: str, message: str) -> ConfigError:
+        """A ``file:line: key: message`` error for a problem found after parsing, such as a
+        driver name the composition root does not know."""
+        line = _KeyLocator(self._text).line_of(_split_key(dotted_key))
+        return ConfigError(f"{self.source}:{line}: {dotted_key}: {message}")
+
+
+def load_config(path: Path) -> KioskConfig:
+    """Read and validate the configuration file; raise :class:`ConfigError` on any problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ConfigError(f"{path}: cannot read the configuration file: {reason}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(_syntax_error(path, text, e)) from None
+    try:
+        parsed = _ConfigFile.model_validate(data)
+    except ValidationError as e:
+        locator = _KeyLocator(text)
+        problems = sorted(
+            (_describe(err, locator) for err in e.errors(include_url=False)),
+            key=lambda p: p[0],
+        )
+        raise ConfigError(
+            "\n".join(f"{path}:{line}: {key}: {msg}" for line, key, msg in problems)
+        ) from None
+    config = KioskConfig(
+        kiosk=parsed.kiosk,
+        backoffice=parsed.backoffice,
+        timeouts=parsed.timeouts,
+        devices=parsed.devices,
+        source=path,
+    )
+    config._text = text
+    return config
+
+
+# --- error messages -----------------------------------------------------------------------
+
+_SYNTAX_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_SYNTAX_END = re.compile(r"\s*\(at end of document\)$")
+
+
+def _syntax_error(path: Path, text: str, error: tomllib.TOMLDecodeError) -> str:
+    # Python 3.11's TOMLDecodeError has no lineno attribute; the position is only in the text.
+    msg = str(error)
+    m = _SYNTAX_POS.search(msg)
+    if m:
+        return f"{path}:{m.group(1)}:{m.group(2)}: TOML syntax error: {msg[:m.start()]}"
+    m = _SYNTAX_END.search(msg)
+    if m:
+        last = max(1, len(text.splitlines()))
+        return f"{path}:{last}: TOML syntax error: {msg[:m.start()]} (at end of file)"
+    return f"{path}: TOML syntax error: {msg}"
+
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _shown(value: object) -> str:
+    """The offending value as the technician wrote it (TOML spelling for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = _ConfigFile
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(err: Mapping[str, Any], locator: _KeyLocator) -> tuple[int, str, str]:
+    kind: str = err["type"]
+    loc = tuple(str(p) for p in err["loc"])
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+
+    if loc[-1:] == ("[key]",):
+        # Only the devices dict has constrained keys: the key itself is the wrong part.
+        loc = loc[:-1]
+        if loc[:1] == ("devices",) and kind == "literal_error":
+            return (locator.line_of(loc), ".".join(loc),
+                    f"unknown device (allowed: {', '.join(DEVICE_NAMES)})")
+
+    if kind == "missing":
+        msg = "field required"
+    elif kind == "extra_forbidden":
+        what = "table" if isinstance(value, Mapping) else "key"
+        allowed = _allowed_keys(loc[:-1])
+        msg = f"unknown {what}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    elif kind in ("literal_error", "enum"):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        msg = f"must be one of {', '.join(choices)} (got {_shown(value)})"
+    elif kind in _TYPE_NAMES:
+        msg = f"expected {_TYPE_NAMES[kind]} (got {_shown(value)})"
+    elif kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "greater than 0", as the technician wrote the limit
+        msg = f"must be {words} {bound} (got {_shown(value)})"
+    elif kind == "string_too_short":
+        msg = "must not be empty" if ctx.get("min_length") == 1 else \
+            f"must be at least {ctx.get('min_length')} characters (got {_shown(value)})"
+    elif kind == "string_too_long":
+        msg = f"must be at most {ctx.get('max_length')} characters (got {_shown(value)})"
+    elif kind == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+    else:
+        msg = f"{err['msg'][:1].lower()}{err['msg'][1:]} (got {_shown(value)})"
+    return locator.line_of(loc), ".".join(loc), msg
+
+
+# --- locating keys in the text ------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[^\]\[#]+?)\s*\]\]?\s*(?:#.*)?$")
+# A bare or quoted key, possibly dotted, then "=": good enough for locating, not for parsing.
+_KEY_LINE = re.compile(r"""^\s*(?P<key>(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+                       r"""(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=(?P<rest>.*)$""")
+_KEY_PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    """``devices . "camera"`` -> ("devices", "camera")."""
+    parts: list[str] = []
+    pos = 0
+    while pos < len(key):
+        m = _KEY_PART.match(key, pos)
+        if m is None or m.end() == pos:
+            break
+        parts.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+        if not key.startswith(".", pos):
+            break
+        pos += 1
+    return tuple(parts)
+
+
+class _KeyLocator:
+    """Maps every table and key path written in a TOML text to the line it first appears on."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        self._scan(text.splitlines())
+
+    def _remember(self, path: tuple[str, ...], line: int) -> None:
+        # Every prefix too, so `a.b.c = 1` also locates a.b, and a table named only through
+        # [devices.camera] still locates "devices".
+        for i in range(1, len(path) + 1):
+            self.lines.setdefault(path[:i], line)
+
+    def _scan(self, lines: Iterable[str]) -> None:
+        table: tuple[str, ...] = ()
+        in_string: str | None = None  # the delimiter of an open multi-line string
+        for number, line in enumerate(lines, start=1):
+            if in_string is not None:
+                if line.count(in_string) % 2 == 1:
+                    in_string = None
+                continue
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            header = _HEADER.match(line)
+            if header:
+                table = _split_key(header.group("name"))
+                self._remember(table, number)
+                continue
+            key_line = _KEY_LINE.match(line)
+            if key_line:
+                self._remember(table + _split_key(key_line.group("key")), number)
+                rest = key_line.group("rest")
+                for delimiter in ('"""', "'''"):
+                    if rest.count(delimiter) % 2 == 1:
+                        in_string = delimiter
+                        break
+
+    def line_of(self, path: Iterable[str]) -> int:
+        """The line of ``path``, else of its nearest written parent, else 1 (the top of the
+        file is where a missing table would be added)."""
+        parts = tuple(path)
+        for i in range(len(parts), 0, -1):
+            if parts[:i] in self.lines:
+                return self.lines[parts[:i]]
+        return 1
+
+
+__all__ = [
+    "DEVICE_NAMES",
+    "BackOfficeSection",
+    "ConfigError",
+    "DeviceConfig",
+    "KioskConfig",
+    "KioskSection",
+    "TimeoutsSection",
+    "load_config",
+]

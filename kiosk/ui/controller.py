@@ -1,0 +1,256 @@
+"""Glue between the kiosk and the screens: runs flow steps off the UI thread, renders each flow
+view on the UI thread, owns navigation and the session countdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from kivy.clock import Clock
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from flows.checkin import Action, CheckInFlow, CheckInView, Step
+from kiosk.services import AppState, ServiceId, app_state
+from kiosk.session import EndReason, Session
+from kiosk.ui import texts
+from kiosk.ui.screens import (
+    AttractScreen,
+    BusyScreen,
+    ConfirmScreen,
+    HomeScreen,
+    MessageScreen,
+    ProblemScreen,
+    ScanScreen,
+    TicketScreen,
+    TopBar,
+)
+
+if TYPE_CHECKING:
+    from kiosk.app import Kiosk
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(self, kiosk: Kiosk, manager: ScreenManager, top_bar: TopBar) -> None:
+        self.kiosk = kiosk
+        self._ = kiosk.i18n.gettext
+        self.manager = manager
+        manager.transition = NoTransition()
+        self.top_bar = top_bar
+        self.screens = {
+            "attract": AttractScreen(name="attract"),
+            "home": HomeScreen(name="home"),
+            "scan": ScanScreen(name="scan"),
+            "busy": BusyScreen(name="busy"),
+            "confirm": ConfirmScreen(name="confirm"),
+            "ticket": TicketScreen(name="ticket"),
+            "problem": ProblemScreen(name="problem"),
+            "message": MessageScreen(name="message"),
+        }
+        for screen in self.screens.values():
+            manager.add_widget(screen)
+        # One worker for the journey (its steps are sequential by nature) and one for calls
+        # that must not wait behind a blocked scan, such as calling staff.
+        self._journey = ThreadPoolExecutor(1, thread_name_prefix="journey")
+        self._side = ThreadPoolExecutor(1, thread_name_prefix="side")
+        self.flow: CheckInFlow | None = None
+        self.session: Session | None = None
+        self._countdown: int | None = None
+        self._last_services: list[Any] | None = None
+        kiosk.sessions.on_end(self._session_ended)
+        kiosk.i18n.on_change(lambda _lang: self.rerender())
+        self._rerender: Callable[[], None] = self.show_attract
+
+    # -- frame ------------------------------------------------------------------------------
+    def tick(self, _dt: float = 0) -> None:
+        """Twice a second: session countdown, clock, device-driven availability."""
+        state = self.kiosk.sessions.tick()
+        self._countdown = state.countdown
+        self.render_top_bar()
+        now = self.kiosk.now()
+        if self.manager.current == "attract":
+            self.screens["attract"].tick(now)
+            out = self._out_of_service_reasons()
+            if out != getattr(self, "_out_shown", None):
+                self.show_attract()
+        elif self.manager.current == "home":
+            services = self.kiosk.availability()
+            if services != self._last_services:
+                self.show_home()
+
+    def render_top_bar(self) -> None:
+        self.top_bar.render(self._, self._centre_name(), self.kiosk.now(),
+                            self.kiosk.i18n.language, self._countdown,
+                            self.toggle_language, self.call_staff)
+
+    def _centre_name(self) -> str:
+        kiosk = self.kiosk.config.kiosk
+        return kiosk.centre_name or kiosk.centre_id
+
+    def _show(self, name: str, rerender: Callable[[], None]) -> None:
+        self._rerender = rerender
+        self.manager.current = name
+
+    def rerender(self) -> None:
+        self.render_top_bar()
+        self._rerender()
+
+    def touched(self) -> None:
+        self.kiosk.sessions.touch()
+
+    # -- session ----------------------------------------------------------------------------
+    def _out_of_service_reasons(self) -> list[str]:
+        services = self.kiosk.availability()
+        if app_state(services, False) is not AppState.UNAVAILABLE:
+            return []
+        reasons = {(_r.reason, _r.device) for _r in services if _r.service.implemented}
+        return sorted(self._(r).format(device=self._(d)) for r, d in reasons)
+
+    def show_attract(self) -> None:
+        self._out_shown = self._out_of_service_reasons()
+        self.screens["attract"].render(self._, self._centre_name(), self.kiosk.now(),
+                                       self._out_shown, self.start_session)
+        self._show("attract", self.show_attract)
+
+    def start_session(self) -> None:
+        if self._out_of_service_reasons():
+            return
+        self.session = self.kiosk.start_session()
+        self.show_home()
+
+    def end_session(self, reason: EndReason = EndReason.COMPLETED) -> None:
+        if self.flow is not None:
+            self.flow.cancel()
+        self.kiosk.sessions.end(reason)
+
+    def _session_ended(self, _session: Session, _reason: EndReason) -> None:
+        self.flow = None
+        self.session = None
+        self._countdown = None
+        Clock.schedule_once(lambda _dt: self.show_attract())
+
+    def toggle_language(self) -> None:
+        self.touched()
+        self.kiosk.i18n.set_language("en" if self.kiosk.i18n.language != "en" else "zh_CN")
+
+    # -- home -------------------------------------------------------------------------------
+    def show_home(self) -> None:
+        if self.flow is not None:
+            self.flow.cancel()
+            self.flow = None
+        self._last_services = self.kiosk.availability()
+        self.screens["home"].render(self._, self._last_services, self.open_service,
+                                    lambda: self.end_session(EndReason.COMPLETED))
+        self._show("home", self.show_home)
+
+    def open_service(self, service: str) -> None:
+        if self.session is None:
+            return
+        if service == ServiceId.CHECKIN:
+            self.start_checkin()
+
+    # -- check-in ---------------------------------------------------------------------------
+    def start_checkin(self) -> None:
+        assert self.session is not None
+        flow = self.kiosk.checkin_flow(self.session)
+        self.flow = flow
+        flow.on_change(lambda view: Clock.schedule_once(
+            lambda _dt: self.render_checkin(flow, view)))
+        self._run(flow.scan)
+
+    def _run(self, step: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                step()
+            except Exception:  # a bug in a step must leave the citizen a way back
+                log.exception("journey step failed")
+                Clock.schedule_once(lambda _dt: self.show_internal_error())
+
+        self._journey.submit(guarded)
+
+    def render_checkin(self, flow: CheckInFlow, view: CheckInView) -> None:
+        if flow is not self.flow:
+            return  # a late update from a journey the citizen already left
+        _ = self._
+        if view.step is Step.SCAN:
+            self.screens["scan"].render(_, on_back=self.leave_journey)
+            self._show("scan", lambda: self.render_checkin(flow, flow.view))
+        elif view.step in texts.BUSY:
+            self.screens["busy"].render(_(texts.BUSY[view.step]))
+            self._show("busy", lambda: self.render_checkin(flow, flow.view))
+        elif view.step is Step.CONFIRM and view.appointment is not None:
+            self.screens["confirm"].render(_, view.appointment,
+                                           on_confirm=lambda: self._run(flow.confirm),
+                                           on_back=self.leave_journey)
+            self._show("confirm", lambda: self.render_checkin(flow, flow.view))
+        elif view.step is Step.TAKE_TICKET and view.ticket is not None:
+            self.screens["ticket"].render(_, view.ticket, on_done=flow.cancel)
+            self._show("ticket", lambda: self.render_checkin(flow, flow.view))
+        elif view.step is Step.DONE:
+            self.end_session(EndReason.COMPLETED)
+        elif view.step is Step.FAILED and view.problem is not None:
+            title, message = texts.PROBLEMS[view.problem]
+            message = _(message).format(detail=view.detail)
+            if view.detail in texts.PRINT_ERRORS:
+                message = _(texts.PRINT_ERRORS[view.detail]) + " " + message
+            actions = [(str(a), _(texts.ACTIONS[a]), self._action(flow, a)) for a in view.actions]
+            self.screens["problem"].render(_, _(title), message, view.ticket, actions)
+            self._show("problem", lambda: self.render_checkin(flow, flow.view))
+        elif view.step is Step.CANCELLED:
+            if self.session is not None:
+                self.show_home()
+
+    def _action(self, flow: CheckInFlow, action: Action) -> Callable[[], None]:
+        return {
+            Action.SCAN_AGAIN: lambda: self._run(flow.scan),
+            Action.RETRY: lambda: self._run(flow.retry),
+            Action.RETRY_PRINT: lambda: self._run(flow.retry_print),
+            Action.HOME: self.leave_journey,
+            Action.CALL_STAFF: self.call_staff,
+        }[action]
+
+    def leave_journey(self) -> None:
+        """Back to the services; a scan waiting for a code is cancelled."""
+        self.show_home()
+
+    # -- help -------------------------------------------------------------------------------
+    def call_staff(self) -> None:
+        """呼叫帮办 is one tap away on every screen, with or without a session."""
+        if self.session is None:
+            self.session = self.kiosk.start_session()
+        session_id = self.session.id
+        back = self._rerender if self.manager.current != "attract" else self.show_home
+
+        def call() -> None:
+            ok = self.kiosk.call_staff(session_id)
+            Clock.schedule_once(lambda _dt: self._staff_answer(ok, back))
+
+        self._side.submit(call)
+
+    def _staff_answer(self, ok: bool, back: Callable[[], None]) -> None:
+        _ = self._
+        if ok:
+            title, message = _("Staff have been called"), _(
+                "Please stay at the kiosk; a member of staff is on the way.")
+        else:
+            title, message = _("Staff could not be called automatically"), _(
+                "Please go to the service desk, or call the help number on this kiosk.")
+        self.screens["message"].render(title, message, _("Back"), back)
+        self._show("message", lambda: self._staff_answer(ok, back))
+
+    def show_internal_error(self) -> None:
+        _ = self._
+        self.screens["message"].render(
+            _("Something went wrong"),
+            _("Nothing you submitted was lost. Please start again or call staff."),
+            _("Back to services"), self.show_home)
+        self._show("message", self.show_internal_error)
+
+    def shutdown(self) -> None:
+        if self.flow is not None:
+            self.flow.cancel()
+        self._journey.shutdown(wait=False, cancel_futures=True)
+        self._side.shutdown(wait=False, cancel_futures=True)

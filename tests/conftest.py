@@ -1,0 +1,129 @@
+"""Shared fixtures. ``backoffice_server`` is the real back office over loopback HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.launcher import EmbeddedBackOffice, free_port
+
+TEST_CENTRE = "TEST-01"
+OTHER_CENTRE = "TEST-02"
+NUMBERING_CENTRE = "TEST-NUM"  # only the numbering test issues tickets here
+CONCURRENCY_CENTRE = "TEST-CONC"  # only the concurrency test issues tickets here
+FRESH_POOL_SIZE = 80
+
+# Fictional applicant; tests assert this string never reaches logs or exception text.
+APPLICANT = "测试申请人甲"
+
+
+def _appt(code: str, centre: str, item: str, day_offset: int, status: str = "booked",
+          applicant: str = APPLICANT) -> dict[str, Any]:
+    return {"code": code, "appointment_id": f"ID-{code}", "centre_id": centre,
+            "service_item_code": item, "day_offset": day_offset, "slot_start": "09:00",
+            "slot_end": "09:30", "applicant_name": applicant, "status": status}
+
+
+def _categories(*codes: str) -> list[dict[str, str]]:
+    names = {"A": "社会保障", "B": "医疗保障", "C": "户籍证明"}
+    return [{"code": c, "name": names[c], "floor": "二楼", "area": f"{c}区",
+             "window": f"{ord(c) - 64}号窗口"} for c in codes]
+
+
+def make_test_seed() -> dict[str, Any]:
+    """A seed whose every appointment has one purpose, so tests sharing one server never
+    consume each other's appointments."""
+    items = [
+        {"code": "SB001", "name": "社会保障卡申领", "category_code": "A", "department": "人社局"},
+        {"code": "YB001", "name": "异地就医备案", "category_code": "B", "department": "医保局"},
+        {"code": "HJ001", "name": "户籍证明开具", "category_code": "C", "department": "公安分局"},
+    ]
+    centres = [
+        {"id": TEST_CENTRE, "name": "测试市测试区政务服务中心", "address": "测试地址",
+         "ticket_categories": _categories("A", "B", "C"), "service_items": items},
+        {"id": OTHER_CENTRE, "name": "测试市另一区政务服务中心",
+         "ticket_categories": _categories("A"), "service_items": items[:1]},
+        {"id": NUMBERING_CENTRE, "name": "编号测试中心",
+         "ticket_categories": _categories("A", "B"), "service_items": []},
+        {"id": CONCURRENCY_CENTRE, "name": "并发测试中心",
+         "ticket_categories": _categories("A"), "service_items": []},
+    ]
+    item_cycle = itertools.cycle(["SB001", "YB001", "HJ001"])
+    appointments = [_appt(f"T-FRESH-{n:03d}", TEST_CENTRE, next(item_cycle), 0)
+                    for n in range(1, FRESH_POOL_SIZE + 1)]
+    appointments += [
+        _appt("T-TOMORROW", TEST_CENTRE, "SB001", 1),
+        _appt("T-YESTERDAY", TEST_CENTRE, "SB001", -1),
+        _appt("T-CANCELLED", TEST_CENTRE, "SB001", 0, status="cancelled"),
+        _appt("T-CHECKED-IN", TEST_CENTRE, "SB001", 0, status="checked_in"),
+        _appt("T-OTHER-CENTRE", OTHER_CENTRE, "SB001", 0),
+    ]
+    return {"_comment": "pytest seed", "centres": centres, "appointments": appointments}
+
+
+@dataclass
+class RunningBackOffice:
+    """What ``backoffice_server`` yields."""
+
+    url: str
+    seed: dict[str, Any]
+    process: EmbeddedBackOffice
+    centre_id: str = TEST_CENTRE
+    other_centre_id: str = OTHER_CENTRE
+    numbering_centre_id: str = NUMBERING_CENTRE
+    concurrency_centre_id: str = CONCURRENCY_CENTRE
+    applicant_name: str = APPLICANT
+    # Appointment codes by purpose; each is used by at most one test that changes it.
+    seed_codes: dict[str, str] = field(default_factory=lambda: {
+        "tomorrow": "T-TOMORROW", "yesterday": "T-YESTERDAY", "cancelled": "T-CANCELLED",
+        "checked_in": "T-CHECKED-IN", "other_centre": "T-OTHER-CENTRE"})
+    _fresh: Iterator[int] = field(default_factory=lambda: iter(range(1, FRESH_POOL_SIZE + 1)))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+    def fresh_code(self) -> str:
+        """A code booked for today at ``centre_id`` that no other test has been given."""
+        with self._lock:
+            n = next(self._fresh, None)
+        if n is None:
+            raise RuntimeError(f"fresh appointment pool exhausted: raise FRESH_POOL_SIZE "
+                               f"({FRESH_POOL_SIZE}) in tests/conftest.py")
+        return f"T-FRESH-{n:03d}"
+
+    def appointment(self, code: str) -> dict[str, Any]:
+        """The seed entry of ``code``."""
+        return next(a for a in self.seed["appointments"] if a["code"] == code)
+
+
+def write_seed(path: Path, seed: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(seed, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def test_seed() -> dict[str, Any]:
+    """A fresh copy of the seed ``backoffice_server`` runs on, to load or alter in a test."""
+    return make_test_seed()
+
+
+@pytest.fixture(scope="session")
+def backoffice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBackOffice]:
+    """The real back office (``python -m backoffice``) on a free loopback port, seeded with
+    ``make_test_seed()``, shared by the whole session."""
+    workdir = tmp_path_factory.mktemp("backoffice")
+    seed = make_test_seed()
+    seed_path = write_seed(workdir / "seed.json", seed)
+    server = EmbeddedBackOffice(port=free_port(), db_url=f"sqlite:///{workdir / 'bo.db'}",
+                                seed=seed_path, timezone="Asia/Shanghai")
+    with server:
+        yield RunningBackOffice(url=server.url, seed=seed, process=server)

@@ -1,0 +1,218 @@
+"""The real Kivy app, offscreen, against the real back office over loopback HTTP, with
+simulated devices: taps through each check-in journey and saves a screenshot of every screen
+it visits (docs/screens/, linked from the README)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.harness import UiDriver
+
+pytestmark = pytest.mark.ui
+
+CONFIG = """
+[kiosk]
+id = "ZZ-TEST-001"
+centre_id = "{centre}"
+centre_name = "测试市测试区政务服务中心"
+fullscreen = false
+data_dir = "{data}"
+[backoffice]
+url = "{url}"
+timeout_s = 3
+[timeouts]
+idle_s = 60
+countdown_s = 15
+scan_s = 30
+print_s = 10
+take_s = 30
+[devices.barcode]
+driver = "sim"
+[devices.receipt_printer]
+driver = "sim"
+output_dir = "{prints}"
+auto_take_s = 600
+print_delay_s = 0.1
+[devices.id_card]
+driver = "sim"
+[devices.camera]
+driver = "sim"
+[devices.document_printer]
+driver = "sim"
+output_dir = "{prints}/a4"
+"""
+
+
+@pytest.fixture(scope="module")
+def ui(backoffice_server, tmp_path_factory):
+    from kiosk.app import build_kiosk
+    from kiosk.config import load_config
+
+    tmp = tmp_path_factory.mktemp("kiosk")
+    path = tmp / "kiosk.toml"
+    path.write_text(CONFIG.format(centre=backoffice_server.centre_id, data=tmp / "data",
+                                  url=backoffice_server.url, prints=tmp / "prints"),
+                    encoding="utf-8")
+    kiosk = build_kiosk(load_config(path))
+    driver = UiDriver(kiosk)
+    driver.prints = tmp / "prints"
+    yield driver
+    driver.close()
+    kiosk.close()
+
+
+@pytest.fixture
+def fresh(ui):
+    """Every test starts on the attract screen with no session and working devices."""
+    if ui.kiosk.sessions.current is not None:
+        ui.controller.end_session()
+    ui.kiosk.devices["receipt_printer"].refill()
+    ui.kiosk.i18n.set_language("zh_CN")
+    ui.wait_screen("attract")
+    return ui
+
+
+def start_checkin(ui: UiDriver) -> None:
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("service:checkin")
+    ui.wait_screen("scan")
+
+
+def test_check_in_journey(fresh, backoffice_server):
+    ui = fresh
+    assert "24小时自助服务" in ui.text()
+    ui.screenshot("01-attract")
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    # Services not built yet are shown, greyed, with their reason — not hidden, not fake.
+    assert ui.find("service:apply").disabled and not ui.find("service:checkin").disabled
+    assert "本机暂未开通" in ui.text()
+    ui.screenshot("02-home")
+    ui.tap("service:checkin")
+    ui.wait_screen("scan")
+    ui.screenshot("03-scan")
+    code = backoffice_server.fresh_code()
+    ui.kiosk.devices["barcode"].show(code)
+    ui.wait_screen("confirm")
+    assert "测*****" in ui.text()  # the name, masked
+    assert backoffice_server.applicant_name not in ui.text()
+    ui.screenshot("04-confirm")
+    ui.tap("confirm")
+    ui.wait_screen("ticket")
+    ui.screenshot("05-ticket")
+    number = ui.find("ticket_number").text
+    assert number[0] in "ABC" and number[1:].isdigit()
+    printed = sorted(ui.prints.glob("*-queue_ticket.txt"))[-1].read_text(encoding="utf-8")
+    assert number in printed and "测试市测试区政务服务中心" in printed
+    ui.kiosk.devices["receipt_printer"].take()
+    ui.wait_screen("attract")
+    assert ui.kiosk.sessions.current is None
+    assert ui.kiosk.used_codes.is_used(f"ID-{code}")
+
+
+@pytest.mark.parametrize("code_key, shot, words", [
+    ("unknown", "06-problem-unknown", "未找到预约"),
+    ("tomorrow", "07-problem-other-day", "不是今天"),
+    ("other_centre", "08-problem-other-centre", "其他服务中心"),
+    ("checked_in", "09-problem-already-used", "已签到"),
+    ("garbage", "10-problem-not-a-code", "不是预约码"),
+])
+def test_each_bad_code_has_its_own_screen_and_a_way_back(fresh, backoffice_server, code_key,
+                                                         shot, words):
+    ui = fresh
+    start_checkin(ui)
+    payload = {"unknown": "T-NO-SUCH-CODE", "garbage": "https://pay.example/qr?x=1"}.get(
+        code_key) or backoffice_server.seed_codes[code_key]
+    ui.kiosk.devices["barcode"].show(payload)
+    ui.wait_screen("problem")
+    assert words in ui.text()
+    ui.screenshot(shot)
+    ui.tap("home")
+    ui.wait_screen("home")
+
+
+def test_paper_runs_out_after_check_in_the_number_stays_on_screen(fresh, backoffice_server):
+    ui = fresh
+    start_checkin(ui)
+    ui.kiosk.devices["barcode"].show(backoffice_server.fresh_code())
+    ui.wait_screen("confirm")
+    ui.kiosk.devices["receipt_printer"].run_out_after(0)
+    ui.tap("confirm")
+    ui.wait_screen("problem")
+    assert "打印机缺纸" in ui.text()
+    assert set(ui.ids()) >= {"retry_print", "call_staff", "home"}
+    ui.screenshot("11-problem-paper-out")
+    ui.tap("retry_print")
+    ui.wait_for(lambda: "retry_print" not in ui.ids(), "reprint offered once only")
+    ui.tap("home")
+    ui.wait_screen("home")
+    # No paper: check-in is greyed out with the reason, other services are unaffected.
+    assert ui.find("service:checkin").disabled
+    assert "打印机缺纸" in ui.text()
+    ui.screenshot("12-home-paper-out")
+
+
+def test_back_office_unreachable(fresh, backoffice_server):
+    from kiosk.client import HttpBackOffice
+    from kiosk.launcher import free_port
+
+    ui = fresh
+    working = ui.kiosk.backoffice
+    ui.kiosk.backoffice = HttpBackOffice(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    try:
+        start_checkin(ui)
+        ui.kiosk.devices["barcode"].show(backoffice_server.fresh_code())
+        ui.wait_screen("problem")
+        assert "无法连接" in ui.text() and "retry" in ui.ids()
+        ui.screenshot("13-problem-backoffice-down")
+        ui.kiosk.backoffice = working
+        ui.controller.flow.backoffice = working  # the network is back
+        ui.tap("retry")
+        ui.wait_screen("confirm")
+    finally:
+        ui.kiosk.backoffice = working
+
+
+def test_inactivity_countdown_ends_the_session(fresh):
+    ui = fresh
+    ui.kiosk.sessions.idle_s, ui.kiosk.sessions.countdown_s = 0.5, 3
+    try:
+        ui.tap_at(960, 500)
+        ui.wait_screen("home")
+        ui.wait_for(lambda: "秒后返回首页" in ui.text(), "the visible countdown")
+        ui.screenshot("14-countdown")
+        ui.wait_screen("attract", timeout=10)
+        assert ui.kiosk.sessions.current is None
+    finally:
+        ui.kiosk.sessions.idle_s, ui.kiosk.sessions.countdown_s = 60, 15
+
+
+def test_language_switch_and_back_to_chinese_at_session_end(fresh):
+    ui = fresh
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("language")
+    ui.wait_for(lambda: "Choose a service" in ui.text(), "English texts")
+    ui.screenshot("15-home-english")
+    ui.tap("finish")
+    ui.wait_screen("attract")
+    assert "24小时自助服务" in ui.text()
+
+
+def test_call_staff_reaches_the_back_office(fresh, backoffice_server):
+    import httpx
+
+    ui = fresh
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    session_id = ui.kiosk.sessions.current.id
+    ui.tap("call_staff")
+    ui.wait_screen("message")
+    assert "已通知工作人员" in ui.text()
+    ui.screenshot("16-staff-called")
+    open_requests = httpx.get(f"{backoffice_server.api}/help-requests",
+                              params={"centre_id": backoffice_server.centre_id}).json()
+    assert session_id in repr(open_requests)
+    ui.tap("ok")
+    ui.wait_screen("home")
