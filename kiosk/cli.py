@@ -31,6 +31,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_masking()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is enough
 
 
 @contextlib.contextmanager

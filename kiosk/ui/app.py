@@ -35,6 +35,7 @@ def make_app(kiosk: Kiosk) -> object:
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.screenmanager import ScreenManager
 
+    from kiosk import notify
     from kiosk.app import FONT_PATH
     from kiosk.ui import theme
     from kiosk.ui.controller import Controller
@@ -56,7 +57,13 @@ def make_app(kiosk: Kiosk) -> object:
             self.controller.show_attract()
             self.controller.render_top_bar()
             self._tick = Clock.schedule_interval(self.controller.tick, 0.5)
+            Window.bind(on_flip=self._first_frame)
             return root
+
+        def _first_frame(self, *_: object) -> None:
+            # The first buffer swap after build shows the attract screen: now we are ready.
+            Window.unbind(on_flip=self._first_frame)
+            notify.ready()
 
         def on_stop(self) -> None:
             self._tick.cancel()

@@ -216,3 +216,24 @@ def test_call_staff_reaches_the_back_office(fresh, backoffice_server):
     assert session_id in repr(open_requests)
     ui.tap("ok")
     ui.wait_screen("home")
+
+
+def test_portrait_screen(fresh):
+    """A portrait-mounted kiosk (1080x1920) lays the same screens out in two columns."""
+    from kivy.core.window import Window
+
+    ui = fresh
+    try:
+        Window.size = (1080, 1920)
+        ui.pump(0.3)
+        ui.tap_at(540, 900)
+        ui.wait_screen("home")
+        ui.controller.show_home()  # re-layout for the new shape
+        ui.pump(0.2)
+        first, second, third = (ui.find(f"service:{s}") for s in ("checkin", "take_number",
+                                                                  "guide"))
+        assert first.y == second.y and third.y < first.y  # two tiles a row
+        ui.screenshot("17-home-portrait")
+    finally:
+        Window.size = (1920, 1080)
+        ui.pump(0.3)

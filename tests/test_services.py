@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from devices.contract import DeviceClass, DeviceState, DeviceStatus, PaperState
+from kiosk.services import AppState, ServiceId, app_state, evaluate
+
+
+def status(name: str, state: DeviceState = DeviceState.ONLINE, **kw) -> DeviceStatus:
+    return DeviceStatus(name, DeviceClass.RECEIPT_PRINTER, state, **kw)
+
+
+ALL = ["barcode", "receipt_printer", "id_card", "smart_card", "camera", "document_printer"]
+
+
+def by_id(statuses):
+    return {a.service.id: a for a in evaluate(statuses)}
+
+
+def test_everything_up_offers_the_built_services_and_names_the_others():
+    result = by_id({n: status(n) for n in ALL})
+    assert result[ServiceId.CHECKIN].available
+    assert not result[ServiceId.APPLY].available
+    assert result[ServiceId.APPLY].reason == "Not yet offered at this kiosk"
+
+
+def test_paper_out_greys_out_only_what_prints_with_its_reason():
+    statuses = {n: status(n) for n in ALL}
+    statuses["receipt_printer"] = status("receipt_printer", paper=PaperState.OUT)
+    result = by_id(statuses)
+    checkin = result[ServiceId.CHECKIN]
+    assert not checkin.available
+    assert (checkin.reason, checkin.device) == ("{device} out of paper", "ticket printer")
+    assert app_state(list(result.values()), False) is AppState.UNAVAILABLE
+
+
+def test_missing_scanner_and_unplugged_printer():
+    statuses = {"receipt_printer": status("receipt_printer", DeviceState.NO_DEVICE)}
+    checkin = by_id(statuses)[ServiceId.CHECKIN]
+    assert (checkin.reason, checkin.device) == ("{device} not installed", "QR code reader")
+    statuses["barcode"] = status("barcode")
+    checkin = by_id(statuses)[ServiceId.CHECKIN]
+    assert (checkin.reason, checkin.device) == ("{device} disconnected", "ticket printer")
+
+
+def test_app_state_active_while_a_citizen_uses_it():
+    result = evaluate({n: status(n) for n in ALL})
+    assert app_state(result, True) is AppState.ACTIVE
+    assert app_state(result, False) is AppState.AVAILABLE
