@@ -7,23 +7,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from devices.contract import Device, DeviceStatus, Event, EventKind
-from devices.sim import (
-    SimBarcodeReader,
-    SimCamera,
-    SimDocumentPrinter,
-    SimIdCardReader,
-    SimReceiptPrinter,
-    SimSmartCardReader,
-)
 from flows.checkin import CheckInFlow, CheckInSettings
 from flows.ports import BackOffice, BackOfficeError
 from kiosk.client import HttpBackOffice
-from kiosk.config import DeviceConfig, KioskConfig
+from kiosk.config import KioskConfig
+from kiosk.drivers import build_device
 from kiosk.i18n import I18n
 from kiosk.services import Availability, evaluate
 from kiosk.session import EndReason, Session, SessionManager
@@ -32,48 +23,6 @@ from kiosk.storage.db import Database, open_database
 from kiosk.storage.used_codes import UsedCodeStore
 
 log = logging.getLogger(__name__)
-
-FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-
-DeviceFactory = Callable[[str, dict[str, Any]], Device]
-
-
-def _sim_printer(cls: type) -> DeviceFactory:
-    def build(name: str, options: dict[str, Any]) -> Device:
-        options = dict(options)
-        if "output_dir" in options:
-            options["output_dir"] = Path(options["output_dir"])
-        return cls(name, **options)
-
-    return build
-
-
-# device name -> driver name -> factory. Real drivers join this table as they are written.
-DRIVERS: dict[str, dict[str, DeviceFactory]] = {
-    "id_card": {"sim": lambda name, o: SimIdCardReader(name, **o)},
-    "smart_card": {"sim": lambda name, o: SimSmartCardReader(name, **o)},
-    "camera": {"sim": lambda name, o: SimCamera(name, **o)},
-    "barcode": {"sim": lambda name, o: SimBarcodeReader(name, **o)},
-    "receipt_printer": {"sim": _sim_printer(SimReceiptPrinter)},
-    "document_printer": {"sim": _sim_printer(SimDocumentPrinter)},
-}
-
-
-def build_device(config: KioskConfig, name: str, device: DeviceConfig) -> Device:
-    drivers = DRIVERS.get(name, {})
-    factory = drivers.get(device.driver)
-    if factory is None:
-        raise config.error_at(f"devices.{name}.driver",
-                              f"unknown driver {device.driver!r} (known: {', '.join(drivers)})")
-    try:
-        return factory(name, dict(device.options))
-    except TypeError as bad:
-        if "unexpected keyword argument" not in str(bad):
-            raise
-        setting = str(bad).rsplit(" ", 1)[-1].strip("'")
-        raise config.error_at(f"devices.{name}.{setting}",
-                              f"not a setting of the {device.driver!r} driver") from bad
-
 
 @dataclass
 class Kiosk:

@@ -8,9 +8,14 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from kiosk.config import ConfigError, KioskConfig, load_config
+from kiosk.drivers import check_drivers
+
+if TYPE_CHECKING:
+    from kiosk.app import Kiosk
 
 DEFAULT_CONFIG = Path("assets/config/demo.toml")
 log = logging.getLogger("kiosk")
@@ -57,7 +62,7 @@ def embedded_backoffice(config: KioskConfig) -> Iterator[None]:
 
 
 def check_font() -> None:
-    from kiosk.app import FONT_PATH
+    from kiosk.fonts import FONT_PATH
 
     if not FONT_PATH.exists():
         raise StartupError(f"Chinese font missing ({FONT_PATH}): "
@@ -68,20 +73,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     try:
         config = load_config(args.config)
+        check_drivers(config)
         check_font()
         from kiosk.ui.app import configure_window
 
-        size = config.kiosk.screen_size
-        configure_window(size, config.kiosk.fullscreen and not args.windowed)
+        configure_window(config.kiosk.screen_size, config.kiosk.fullscreen and not args.windowed)
         with embedded_backoffice(config):
-            from kiosk.app import build_kiosk
             from kiosk.ui.app import make_app
 
-            kiosk = build_kiosk(config)
+            def build() -> Kiosk:
+                # Imported here: storage, HTTP and drivers load after the first frame is shown.
+                from kiosk.app import build_kiosk
+
+                return build_kiosk(config)
+
+            app = make_app(config, build)
             try:
-                make_app(kiosk).run()  # type: ignore[attr-defined]
+                app.run()  # type: ignore[attr-defined]
             finally:
-                kiosk.close()
+                app.close_kiosk()  # type: ignore[attr-defined]
     except (ConfigError, StartupError) as problem:
         return _fail(str(problem))
     return 0
@@ -90,11 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        from kiosk.app import DRIVERS, build_device
-
-        for name, device in config.devices.items():
-            if device.driver not in DRIVERS.get(name, {}):
-                build_device(config, name, device)  # raises the located error
+        check_drivers(config)
     except ConfigError as problem:
         return _fail(str(problem))
     devices = ", ".join(f"{n}={d.driver}" for n, d in config.devices.items()) or "none"

@@ -37,8 +37,8 @@ def test_unknown_driver_names_file_line_and_key(tmp_path, capsys):
 
 
 def test_a_setting_the_driver_does_not_take(tmp_path, capsys):
-    from kiosk.app import build_device
     from kiosk.config import ConfigError, load_config
+    from kiosk.drivers import build_device
 
     text = DEMO.read_text(encoding="utf-8").replace(
         "[devices.barcode]\n", "[devices.barcode]\nbaudrate = 9600\n", 1)
@@ -52,7 +52,7 @@ def test_a_setting_the_driver_does_not_take(tmp_path, capsys):
 
 
 def test_missing_font_is_one_clear_line(monkeypatch, capsys):
-    monkeypatch.setattr("kiosk.app.FONT_PATH", Path("/nonexistent/wqy-microhei.ttc"))
+    monkeypatch.setattr("kiosk.fonts.FONT_PATH", Path("/nonexistent/wqy-microhei.ttc"))
     assert cli.main(["run", "--config", str(DEMO)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apt-get install fonts-wqy-microhei" in err

@@ -26,7 +26,7 @@ class _SimPrinter(SimulatedDevice, Printer):
     ``take()`` (or ``auto_take_s`` seconds), which raises MediaTaken.
     """
 
-    def __init__(self, device_id: str, output_dir: Path, low_paper_pages: int = 5,
+    def __init__(self, device_id: str, output_dir: Path | str, low_paper_pages: int = 5,
                  print_delay_s: float = 0.2, auto_take_s: float | None = 3.0,
                  font_path: Path = FONT_PATH) -> None:
         super().__init__(device_id)

@@ -1,9 +1,22 @@
-"""The Kivy application: one full-screen window, a top bar, the screens, the session tick."""
+"""The Kivy application: one full-screen window, a top bar, the screens, the session tick.
+
+Start-up is in two steps so the screen is never black for long: the attract screen is drawn
+from the config alone, then the kiosk (storage, back-office client, drivers) is built and the
+screen starts taking touches. READY=1 goes to systemd after the second step.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiosk.app import Kiosk
+    from kiosk.config import KioskConfig
+
+log = logging.getLogger(__name__)
 
 
 def configure_window(size: tuple[int, int], fullscreen: bool) -> None:
@@ -23,11 +36,7 @@ def configure_window(size: tuple[int, int], fullscreen: bool) -> None:
     Config.set("kivy", "keyboard_mode", "system")
 
 
-if TYPE_CHECKING:
-    from kiosk.app import Kiosk
-
-
-def make_app(kiosk: Kiosk) -> object:
+def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
     """Build the App object (imports Kivy: call configure_window first)."""
     from kivy.app import App
     from kivy.clock import Clock
@@ -36,37 +45,74 @@ def make_app(kiosk: Kiosk) -> object:
     from kivy.uix.screenmanager import ScreenManager
 
     from kiosk import notify
-    from kiosk.app import FONT_PATH
+    from kiosk.fonts import FONT_PATH
+    from kiosk.i18n import I18n
     from kiosk.ui import theme
-    from kiosk.ui.controller import Controller
-    from kiosk.ui.screens import TopBar
+    from kiosk.ui.screens import AttractScreen, TopBar
 
     class KioskApp(App):
         title = "Zizhu 自助"
+        kiosk: Kiosk | None = None
+        controller: object | None = None
 
         def build(self) -> BoxLayout:
             theme.register_font(FONT_PATH)
             Window.clearcolor = theme.BG
             root = BoxLayout(orientation="vertical")
-            top = TopBar(size_hint_y=None, height=theme.px(100))
-            manager = ScreenManager()
-            root.add_widget(top)
-            root.add_widget(manager)
-            self.controller = Controller(kiosk, manager, top)
-            Window.bind(on_touch_down=lambda *_: self.controller.touched())
-            self.controller.show_attract()
-            self.controller.render_top_bar()
-            self._tick = Clock.schedule_interval(self.controller.tick, 0.5)
+            self.top = TopBar(size_hint_y=None, height=theme.px(100))
+            self.manager = ScreenManager()
+            root.add_widget(self.top)
+            root.add_widget(self.manager)
+            # The attract screen as the config alone can draw it; touches wait for step two.
+            _ = I18n(config.kiosk.language).gettext
+            first = AttractScreen(name="attract")
+            first.render(_, config.kiosk.centre_name or config.kiosk.centre_id,
+                         _now(config), [], on_start=lambda: None)
+            self.manager.add_widget(first)
             Window.bind(on_flip=self._first_frame)
             return root
 
         def _first_frame(self, *_: object) -> None:
-            # The first buffer swap after build shows the attract screen: now we are ready.
             Window.unbind(on_flip=self._first_frame)
+            notify.status("attract screen drawn; starting devices")
+            Clock.schedule_once(self._start, 0)
+
+        def _start(self, _dt: float) -> None:
+            try:
+                self.kiosk = build_kiosk()
+            except Exception:
+                # No READY=1: systemd restarts us; meanwhile the screen says what to do.
+                log.exception("the kiosk could not start")
+                _ = I18n(config.kiosk.language).gettext
+                self.manager.current_screen.render(
+                    _, config.kiosk.centre_name or config.kiosk.centre_id, _now(config),
+                    [_("The kiosk could not start. Please ask staff for help.")],
+                    on_start=lambda: None)
+                return
+            from kiosk.ui.controller import Controller  # the journeys: after the first frame
+
+            self.manager.clear_widgets()
+            self.controller = Controller(self.kiosk, self.manager, self.top)
+            Window.bind(on_touch_down=lambda *_: self.controller.touched())
+            self.controller.show_attract()
+            self.controller.render_top_bar()
+            self._tick = Clock.schedule_interval(self.controller.tick, 0.5)
             notify.ready()
+            log.info("kiosk ready")
 
         def on_stop(self) -> None:
-            self._tick.cancel()
-            self.controller.shutdown()
+            if self.controller is not None:
+                self._tick.cancel()
+                self.controller.shutdown()
+
+        def close_kiosk(self) -> None:
+            if self.kiosk is not None:
+                self.kiosk.close()
 
     return KioskApp()
+
+
+def _now(config: KioskConfig) -> object:
+    from datetime import datetime
+
+    return datetime.now(config.kiosk.tz)

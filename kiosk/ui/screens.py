@@ -140,10 +140,13 @@ class BusyScreen(KioskScreen):
 
 
 def _rows(body: BoxLayout, rows: Sequence[tuple[str, str]]) -> None:
-    card = Panel(orientation="vertical", radius=theme.px(20), padding=theme.px(40),
-                 spacing=theme.px(12))
+    line_height, padding = theme.px(66), theme.px(28)
+    # Fixed height per row: a squeezed card would overlap its lines.
+    card = Panel(orientation="vertical", radius=theme.px(20), padding=padding,
+                 size_hint_y=None, height=len(rows) * line_height + 2 * padding)
     for label, value in rows:
-        line = BoxLayout(orientation="horizontal", spacing=theme.px(40))
+        line = BoxLayout(orientation="horizontal", spacing=theme.px(40),
+                         size_hint_y=None, height=line_height)
         line.add_widget(Text(label, size=40, color=theme.MUTED, halign="right",
                              size_hint_x=0.35))
         line.add_widget(Text(value, size=44, halign="left", size_hint_x=0.65))
@@ -203,8 +206,8 @@ class ProblemScreen(KioskScreen):
                              height=theme.px(110)))
         body.add_widget(Text(message, size=44))
         if ticket is not None:
-            body.add_widget(Text(ticket.number, size=160, bold=True, color=theme.BLUE,
-                                 size_hint_y=None, height=theme.px(200)))
+            body.add_widget(Text(ticket.number, size=130, bold=True, color=theme.BLUE,
+                                 size_hint_y=None, height=theme.px(160)))
             _rows(body, _ticket_rows(_, ticket))
         body.add_widget(self._buttons([
             KButton(label, callback, ui_id=ui_id,

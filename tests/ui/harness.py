@@ -26,11 +26,11 @@ class UiDriver:
         from kiosk.ui.app import make_app
 
         self.kiosk = kiosk
-        self.app = make_app(kiosk)
+        self.app = make_app(kiosk.config, lambda: kiosk)
         self.app._run_prepare()  # build and attach to the window, as App.run does
         self.loop = EventLoop
+        self.wait_for(lambda: self.app.controller is not None, "the kiosk to start")
         self.controller = self.app.controller
-        self.pump(0.3)
 
     def pump(self, seconds: float = 0.05) -> None:
         end = time.monotonic() + seconds
@@ -44,13 +44,13 @@ class UiDriver:
         while not predicate():
             if time.monotonic() > end:
                 raise AssertionError(f"timed out waiting for {what}; screen is "
-                                     f"{self.screen!r} showing {self.texts()!r}")
+                                     f"{self.screen!r}")
             self.pump(0.05)
         self.pump(0.15)  # let the frame with the new content be drawn
 
     @property
     def screen(self) -> str:
-        return self.controller.manager.current
+        return self.app.manager.current
 
     def wait_screen(self, name: str, timeout: float = 15) -> None:
         self.wait_for(lambda: self.screen == name, f"screen {name!r}", timeout)

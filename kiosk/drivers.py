@@ -1,0 +1,49 @@
+"""Which drivers exist for which device, named as "module:Class" so that checking a config
+imports nothing heavy and building a device imports only the driver it needs."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from kiosk.config import DeviceConfig, KioskConfig
+
+if TYPE_CHECKING:
+    from devices.contract import Device
+
+# device name -> driver name -> class. Real drivers join this table as they are written.
+DRIVERS: dict[str, dict[str, str]] = {
+    "id_card": {"sim": "devices.sim.identity:SimIdCardReader"},
+    "smart_card": {"sim": "devices.sim.identity:SimSmartCardReader"},
+    "camera": {"sim": "devices.sim.camera:SimCamera"},
+    "barcode": {"sim": "devices.sim.barcode:SimBarcodeReader"},
+    "receipt_printer": {"sim": "devices.sim.printer:SimReceiptPrinter"},
+    "document_printer": {"sim": "devices.sim.printer:SimDocumentPrinter"},
+}
+
+
+def check_drivers(config: KioskConfig) -> None:
+    """Raise a located ConfigError for a driver name we do not have; builds nothing."""
+    for name, device in config.devices.items():
+        _target(config, name, device)
+
+
+def _target(config: KioskConfig, name: str, device: DeviceConfig) -> str:
+    drivers = DRIVERS.get(name, {})
+    if device.driver not in drivers:
+        raise config.error_at(f"devices.{name}.driver",
+                              f"unknown driver {device.driver!r} (known: {', '.join(drivers)})")
+    return drivers[device.driver]
+
+
+def build_device(config: KioskConfig, name: str, device: DeviceConfig) -> Device:
+    module, cls = _target(config, name, device).split(":")
+    driver = getattr(importlib.import_module(module), cls)
+    try:
+        return driver(name, **device.options)
+    except TypeError as bad:
+        if "unexpected keyword argument" not in str(bad):
+            raise
+        setting = str(bad).rsplit(" ", 1)[-1].strip("'")
+        raise config.error_at(f"devices.{name}.{setting}",
+                              f"not a setting of the {device.driver!r} driver") from bad
