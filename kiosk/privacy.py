@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import re
 
+from devices.identity import mask_id
+
 # A lookaround on digits only (not letters): "ID530102..." must still be masked, and
 # over-masking a log line is harmless where under-masking is not.
-_ID_NUMBER = re.compile(r"(?<![0-9])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9])")
+_ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 
 # Numbers are often written with a +86 / 86 prefix or grouped 3-4-4 with spaces or dashes;
 # without the prefix branch "+8613812345678" would escape because a digit precedes the 1.
@@ -35,7 +37,7 @@ def mask_text(s: str) -> str:
     """
     if not s:
         return s
-    s = _ID_NUMBER.sub(lambda m: f"{m.group(1)}{'*' * 10}{m.group(2)}", s)
+    s = _ID_NUMBER.sub(lambda m: mask_id(m.group(0)), s)
     return _MOBILE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(3)}{m.group(4)}", s)
 
 
