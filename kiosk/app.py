@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from devices.contract import Device, DeviceStatus, Event, EventKind
 from flows.checkin import CheckInFlow, CheckInSettings
@@ -36,7 +35,7 @@ class Kiosk:
     i18n: I18n
 
     def now(self) -> datetime:
-        return datetime.now(ZoneInfo(self.config.kiosk.timezone))
+        return self.config.kiosk.now()
 
     def today(self) -> date:
         return self.now().date()

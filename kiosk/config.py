@@ -15,6 +15,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -134,6 +135,15 @@ class KioskSection(_Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def centre_label(self) -> str:
+        """What screens call this centre: its name, or its id when no name is set."""
+        return self.centre_name or self.centre_id
+
+    def now(self) -> datetime:
+        """The time here, in the kiosk's zone (appointment dates, printed times)."""
+        return datetime.now(self.tz)
 
 
 class BackOfficeSection(_Model):

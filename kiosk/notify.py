@@ -1,7 +1,8 @@
 """sd_notify: tells systemd (or a benchmark that listens the same way) that the kiosk is up.
 
-READY=1 is sent when the attract screen has been drawn, not when the process starts, so
-"started" means a citizen can see the kiosk. Without $NOTIFY_SOCKET it does nothing.
+STATUS= is sent when the attract screen is first drawn, and READY=1 once storage, the
+back-office client and the devices are built and the screen takes touches: "started" means a
+citizen can use the kiosk. Without $NOTIFY_SOCKET it does nothing.
 """
 
 from __future__ import annotations

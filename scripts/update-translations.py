@@ -17,7 +17,7 @@ def main() -> None:
                     "--no-location", "--sort-output", "--omit-header", "-o", str(pot), "."],
                    cwd=ROOT, check=True)
     subprocess.run([BIN / "pybabel", "-q", "update", "-i", str(pot), "-d", "kiosk/locale",
-                    "-D", "kiosk", "--no-fuzzy-matching", "--ignore-obsolete"],
+                    "-D", "kiosk", "--no-fuzzy-matching", "--ignore-obsolete", "-w", "100"],
                    cwd=ROOT, check=True)
 
 

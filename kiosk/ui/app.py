@@ -46,7 +46,7 @@ def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
 
     from kiosk import notify
     from kiosk.fonts import FONT_PATH
-    from kiosk.i18n import I18n
+    from kiosk.i18n import N_, I18n
     from kiosk.ui import theme
     from kiosk.ui.screens import AttractScreen, TopBar
 
@@ -63,14 +63,17 @@ def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
             self.manager = ScreenManager()
             root.add_widget(self.top)
             root.add_widget(self.manager)
-            # The attract screen as the config alone can draw it; touches wait for step two.
-            _ = I18n(config.kiosk.language).gettext
-            first = AttractScreen(name="attract")
-            first.render(_, config.kiosk.centre_name or config.kiosk.centre_id,
-                         _now(config), [], on_start=lambda: None)
-            self.manager.add_widget(first)
+            self.manager.add_widget(AttractScreen(name="attract"))
+            self._preliminary_attract([])
             Window.bind(on_flip=self._first_frame)
             return root
+
+        def _preliminary_attract(self, problems: list[str]) -> None:
+            """The attract screen as the config alone can draw it; touches wait for step two."""
+            _ = I18n(config.kiosk.language).gettext
+            self.manager.current_screen.render(
+                _, config.kiosk.centre_label, config.kiosk.now(), [_(p) for p in problems],
+                on_start=lambda: None)
 
         def _first_frame(self, *_: object) -> None:
             Window.unbind(on_flip=self._first_frame)
@@ -83,11 +86,8 @@ def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
             except Exception:
                 # No READY=1: systemd restarts us; meanwhile the screen says what to do.
                 log.exception("the kiosk could not start")
-                _ = I18n(config.kiosk.language).gettext
-                self.manager.current_screen.render(
-                    _, config.kiosk.centre_name or config.kiosk.centre_id, _now(config),
-                    [_("The kiosk could not start. Please ask staff for help.")],
-                    on_start=lambda: None)
+                self._preliminary_attract([N_("The kiosk could not start. Please ask staff "
+                                              "for help.")])
                 return
             from kiosk.ui.controller import Controller  # the journeys: after the first frame
 
@@ -110,9 +110,3 @@ def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
                 self.kiosk.close()
 
     return KioskApp()
-
-
-def _now(config: KioskConfig) -> object:
-    from datetime import datetime
-
-    return datetime.now(config.kiosk.tz)

@@ -87,8 +87,7 @@ class Controller:
                             self.toggle_language, self.call_staff)
 
     def _centre_name(self) -> str:
-        kiosk = self.kiosk.config.kiosk
-        return kiosk.centre_name or kiosk.centre_id
+        return self.kiosk.config.kiosk.centre_label
 
     def _show(self, name: str, rerender: Callable[[], None]) -> None:
         self._rerender = rerender
