@@ -4,7 +4,8 @@ PC/SC share one command, ``read_identity``, so a flow does not care which one th
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 
 from devices.contract import CommandContext, Device, DeviceClass, PendingCommand
@@ -21,6 +22,33 @@ class PhotoStatus(enum.StrEnum):
     # The resident ID photo is WLT-encrypted; without a vendor decoder it stays unavailable,
     # and the UI says so rather than showing anything in its place.
     UNAVAILABLE = "unavailable"
+
+
+class Authenticity(enum.StrEnum):
+    """Whether the data is known to come from a genuine document."""
+
+    # Resident ID: the certified SAM authenticated the chip. eMRTD: passive authentication
+    # passed and the document signer chains to a configured CSCA.
+    VERIFIED = "verified"
+    # eMRTD without a configured trust anchor, or a reader that cannot tell: never "verified".
+    NOT_VERIFIED = "notVerified"
+    # Hashes or signature do not match: the data was altered or the chip is a clone.
+    FAILED = "failed"
+
+
+class IdentityError(enum.StrEnum):
+    """Device-specific error codes of ``readIdentity`` (the completion says how bad)."""
+
+    NO_MEDIA = "noMedia"                  # nothing presented before the timeout
+    INVALID_MEDIA = "invalidMedia"        # a bank card, a blank card, an unknown chip
+    SECURITY_FAIL = "securityFail"        # BAC refused: the MRZ does not open this chip
+    SAM_FAILURE = "samFailure"            # the ID-card reader's security module is at fault
+    MEDIA_REMOVED = "mediaRemoved"        # pulled mid-read
+    READ_FAILED = "readFailed"            # the card answered but the read did not complete
+    SM_MAC_FAILURE = "secureMessagingFailed"  # a response MAC did not check
+    LINK_ERROR = "linkError"              # garbage, short frames or bad checksums on the line
+    NO_DEVICE = "noDevice"                # reader unplugged / port gone
+    BAD_RECORD = "badRecord"              # decoded, but the content is not a valid document
 
 
 @dataclass(frozen=True)
@@ -46,8 +74,13 @@ class IdentityDocument:
     valid_from: date | None
     valid_until: date | None  # None is 长期 (no expiry)
     address: str | None = None
-    photo: bytes | None = None
+    ethnicity: str | None = None  # 民族, resident ID only
+    photo: bytes | None = None  # JPEG/PNG bytes when available; never a stand-in
     photo_status: PhotoStatus = PhotoStatus.UNAVAILABLE
+    authenticity: Authenticity = Authenticity.NOT_VERIFIED
+    authenticity_detail: str = ""
+    # Non-personal figures of the read (seconds, APDU count, bytes) for diagnostics and bench.
+    read_stats: Mapping[str, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"IdentityDocument({self.document_type}, id={mask_id(self.id_number)}, "
@@ -65,9 +98,7 @@ class IdentityReader(Device):
     def read_identity(
         self, timeout: float, access: MrzAccess | None = None, session_id: str | None = None
     ) -> PendingCommand[IdentityDocument]:
-        """Wait for a document and read it. Completion codes: ``noMedia`` (none presented in
-        time: timeOut), ``invalidMedia``, ``securityFail`` (wrong MRZ / SAM refused),
-        ``samFailure``, ``mediaRemoved`` (pulled mid-read)."""
+        """Wait for a document and read it; error codes are ``IdentityError`` values."""
         return self._start("readIdentity", lambda ctx: self._read_identity(ctx, access),
                            timeout, session_id)
 

@@ -13,6 +13,9 @@ DEB_PACKAGES=(
   xvfb x11vnc xauth                         # `make run` without a display, and a way to look at it
   libmtdev1 libgl1 libegl1 libgles2 libgl1-mesa-dri   # Kivy's SDL2 window, offscreen included
   poppler-utils                             # pdftotext/pdftoppm for reading printed output back
+  pcscd libpcsclite1 libpcsclite-dev        # PC/SC for eMRTD chips (pyscard)
+  vsmartcard-vpcd                           # virtual PC/SC reader: tests serve a simulated passport
+  cups printer-driver-cups-pdf libcups2-dev # printing through CUPS (pycups builds against libcups)
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -168,8 +168,8 @@ def test_id_card_removed_mid_read(tmp_path):
     from devices.identity import DocumentType, IdentityDocument
 
     reader = SimIdCardReader(read_delay_s=0.5)
-    card = IdentityDocument(DocumentType.RESIDENT_ID, "530102199001011234", "张三", "男", "汉",
-                            TODAY, "昆明市公安局五华分局", None, None)
+    card = IdentityDocument(DocumentType.RESIDENT_ID, "530102199001011234", "张三", "男", "CHN",
+                            TODAY, "昆明市公安局五华分局", None, None, ethnicity="汉")
     pending = reader.read_identity(5)
     reader.insert(card)
     threading.Timer(0.2, reader.remove).start()
