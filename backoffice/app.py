@@ -30,6 +30,9 @@ from backoffice.db import DEFAULT_DATABASE_URL, SessionFactory, init_schema, mak
 from backoffice.schemas import (
     CODE_PATTERN,
     ID_PATTERN,
+    ApplicationSearch,
+    ApplicationStatus,
+    ApplicationSummary,
     Appointment,
     AppointmentStatus,
     Centre,
@@ -447,6 +450,26 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
                                session_id=r.session_id, status=r.status,
                                created_at=r.created_at.astimezone(settings.tz))
                 for r in session.scalars(query.order_by(models.HelpRequest.id))]
+
+    @app.post(f"{API_PREFIX}/applications/search", tags=["applications"],
+              response_model=list[ApplicationSummary],
+              summary="A person's applications (办件查询), newest first",
+              responses=_errors((422, "invalid_request")))
+    def search_applications(body: ApplicationSearch, session: SessionDep,
+                            settings: SettingsDep) -> list[ApplicationSummary]:
+        # POST with the number in the body: an ID number must not end up in access logs.
+        query = (select(models.Application)
+                 .where(models.Application.applicant_id_number == body.id_number.upper(),
+                        models.Application.applicant_document_type == body.document_type)
+                 .order_by(models.Application.submitted_at.desc(),
+                           models.Application.tracking_number))
+        return [ApplicationSummary(
+                    tracking_number=a.tracking_number, service_item_code=a.service_item_code,
+                    service_name=a.service_name, department=a.department,
+                    status=ApplicationStatus(a.status), note=a.note,
+                    submitted_at=a.submitted_at.astimezone(settings.tz),
+                    updated_at=a.updated_at.astimezone(settings.tz))
+                for a in session.scalars(query)]
 
     @app.get(f"{API_PREFIX}/service-items", tags=["catalogue"],
              response_model=list[ServiceItem], summary="Service items (事项) of a centre",

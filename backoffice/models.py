@@ -152,6 +152,26 @@ class HelpRequest(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class Application(Base):
+    """An application (办件) made at a kiosk or a window, as the progress query sees it."""
+
+    __tablename__ = "applications"
+
+    tracking_number: Mapped[str] = mapped_column(String(64), primary_key=True)  # 办件编号
+    centre_id: Mapped[str] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))
+    service_item_code: Mapped[str] = mapped_column(String(64))
+    service_name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str] = mapped_column(String(200))
+    # The applicant's document (ID number or passport number) and its type: the key of the
+    # progress query. Personal data: never in a URL, never in a log.
+    applicant_document_type: Mapped[str] = mapped_column(String(32))
+    applicant_id_number: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class IdempotencyRecord(Base):
     """The stored answer to a write, replayed verbatim when the same key comes again."""
 

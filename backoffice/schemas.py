@@ -157,6 +157,37 @@ class Centre(ApiModel):
 
 # --- seed file -------------------------------------------------------------------------------
 
+class ApplicationStatus(enum.StrEnum):
+    submitted = "submitted"
+    accepted = "accepted"
+    in_review = "in_review"
+    supplement_needed = "supplement_needed"
+    approved = "approved"
+    rejected = "rejected"
+    ready = "ready"
+    collected = "collected"
+
+
+class ApplicationSearch(ApiModel):
+    """Who asks: the document the kiosk read. Sent in the body, never in the URL, so that no
+    access log ever holds an ID number."""
+
+    id_number: str = Field(min_length=5, max_length=64, pattern=r"^[0-9A-Za-z<]+$")
+    document_type: str = Field(pattern=r"^(residentId|passport|travelPermit)$")
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+class ApplicationSummary(ApiModel):
+    tracking_number: str = Field(description="办件编号")
+    service_item_code: str
+    service_name: str
+    department: str
+    status: ApplicationStatus
+    note: str = ""
+    submitted_at: dt.datetime
+    updated_at: dt.datetime
+
+
 class SeedModel(BaseModel):
     # A seed file is hand-written: a misspelt key must be an error, not a silent default.
     model_config = ConfigDict(extra="forbid")
@@ -198,7 +229,20 @@ class SeedAppointment(SeedModel):
     note: str = ""
 
 
+class SeedApplication(SeedModel):
+    tracking_number: str = Field(pattern=CODE_PATTERN)
+    centre_id: str
+    service_item_code: str
+    applicant_document_type: str = "residentId"
+    applicant_id_number: str = Field(min_length=5, max_length=64)
+    status: ApplicationStatus
+    note: str = ""
+    submitted_day_offset: int = Field(le=0, description="Days before the seed is loaded.")
+    updated_day_offset: int = Field(le=0)
+
+
 class SeedFile(SeedModel):
     comment: str | list[str] = Field(default="", alias="_comment")
     centres: list[SeedCentre]
     appointments: list[SeedAppointment] = []
+    applications: list[SeedApplication] = []

@@ -30,7 +30,8 @@ class SeedResult:
     """How many rows of each kind were inserted (0 everywhere when all were already there)."""
 
     inserted: dict[str, int] = field(default_factory=lambda: {
-        "centres": 0, "ticket_categories": 0, "service_items": 0, "appointments": 0})
+        "centres": 0, "ticket_categories": 0, "service_items": 0, "appointments": 0,
+        "applications": 0})
 
     @property
     def total(self) -> int:
@@ -82,6 +83,10 @@ def _check_references(seed: SeedFile) -> None:
                             f"item {appt.service_item_code!r}")
         if appt.slot_end <= appt.slot_start:
             raise SeedError(f"appointment {appt.code}: slot_end is not after slot_start")
+    for app in seed.applications:
+        if (app.centre_id, app.service_item_code) not in items:
+            raise SeedError(f"application {app.tracking_number}: centre {app.centre_id} has no "
+                            f"service item {app.service_item_code!r}")
 
 
 def load_seed(session: Session, data: dict[str, Any], today: dt.date) -> SeedResult:
@@ -130,5 +135,26 @@ def load_seed(session: Session, data: dict[str, Any], today: dt.date) -> SeedRes
         existing_codes.add(appt.code)
         existing_ids.add(appt.appointment_id)
         result.inserted["appointments"] += 1
+    _load_applications(session, seed, today, result)
     session.commit()
     return result
+
+
+def _load_applications(session: Session, seed: SeedFile, today: dt.date,
+                       result: SeedResult) -> None:
+    existing = set(session.scalars(select(models.Application.tracking_number)))
+    items = {(i.centre_id, i.code): i for i in session.scalars(select(models.ServiceItem))}
+    noon = dt.time(12, 0, tzinfo=dt.UTC)
+    for app in seed.applications:
+        if app.tracking_number in existing:
+            continue
+        item = items[(app.centre_id, app.service_item_code)]
+        session.add(models.Application(
+            tracking_number=app.tracking_number, centre_id=app.centre_id,
+            service_item_code=item.code, service_name=item.name, department=item.department,
+            applicant_document_type=app.applicant_document_type,
+            applicant_id_number=app.applicant_id_number, status=app.status.value,
+            note=app.note,
+            submitted_at=dt.datetime.combine(today + dt.timedelta(app.submitted_day_offset), noon),
+            updated_at=dt.datetime.combine(today + dt.timedelta(app.updated_day_offset), noon)))
+        result.inserted["applications"] += 1

@@ -51,13 +51,16 @@ class IdentityError(enum.StrEnum):
     BAD_RECORD = "badRecord"              # decoded, but the content is not a valid document
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MrzAccess:
     """What opens a chip with Basic Access Control: document number, birth date, expiry."""
 
     document_number: str
     birth_date: str  # YYMMDD
     expiry_date: str  # YYMMDD
+
+    def __repr__(self) -> str:  # tracebacks and logs must not carry the document's data
+        return f"MrzAccess({mask_id(self.document_number)}, ******, ******)"
 
 
 @dataclass(frozen=True, repr=False)

@@ -60,6 +60,32 @@ class TicketCategory:
     window: str
 
 
+class ApplicationStatus(enum.StrEnum):
+    """Where an application (办件) stands, as the back office reports it."""
+
+    SUBMITTED = "submitted"  # 已提交: received, not yet taken up
+    ACCEPTED = "accepted"  # 已受理
+    IN_REVIEW = "in_review"  # 审批中
+    SUPPLEMENT_NEEDED = "supplement_needed"  # 待补正: 容缺后补 materials still missing
+    APPROVED = "approved"  # 已办结
+    REJECTED = "rejected"  # 不予受理 / 不予批准
+    READY = "ready"  # 待领取: the result can be printed or collected
+    COLLECTED = "collected"  # 已领取
+
+
+@dataclass(frozen=True)
+class ApplicationSummary:
+    """One of the citizen's applications as the progress query shows it: no personal data."""
+
+    tracking_number: str  # 办件编号
+    service_name: str
+    department: str
+    status: ApplicationStatus
+    submitted_at: datetime
+    updated_at: datetime
+    note: str = ""  # what the department says about the current status
+
+
 class BackOfficeError(Exception):
     """Base of what the back-office client raises; ``code`` is stable for screens and logs."""
 
@@ -110,6 +136,11 @@ class BackOffice(Protocol):
                     idempotency_key: str) -> QueueTicket: ...
 
     def call_staff(self, *, kiosk_id: str, centre_id: str, session_id: str) -> None: ...
+
+    def find_applications(self, *, id_number: str, document_type: str,
+                          session_id: str) -> list[ApplicationSummary]:
+        """The applications of the person identified by the document, newest first."""
+        ...
 
 
 class UsedCodes(Protocol):

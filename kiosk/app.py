@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from devices.contract import Device, DeviceStatus, Event, EventKind
+from devices.identity import IdentityReader
 from flows.checkin import CheckInFlow, CheckInSettings
+from flows.identify import IdentifyFlow, IdentifySettings
 from flows.ports import BackOffice, BackOfficeError
+from flows.query import QueryFlow
 from kiosk.client import HttpBackOffice
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device
@@ -74,6 +77,29 @@ class Kiosk:
             translate=self.i18n.gettext,
         )
         flow.busy_listeners.append(self.sessions.device_busy)
+        session.on_end(flow.wipe)
+        return flow
+
+    def _identity_reader(self, name: str) -> IdentityReader | None:
+        device = self.devices.get(name)
+        return device if isinstance(device, IdentityReader) else None
+
+    def identify_flow(self, session: Session) -> IdentifyFlow:
+        flow = IdentifyFlow(
+            id_card=self._identity_reader("id_card"),
+            smart_card=self._identity_reader("smart_card"),
+            audit=self.audit,
+            session_id=session.id,
+            today=self.today,
+            settings=IdentifySettings(self.config.timeouts.read_id_s),
+        )
+        flow.busy_listeners.append(self.sessions.device_busy)
+        session.on_end(flow.wipe)
+        return flow
+
+    def query_flow(self, session: Session) -> QueryFlow:
+        flow = QueryFlow(identify=self.identify_flow(session), backoffice=self.backoffice,
+                         audit=self.audit, session_id=session.id)
         session.on_end(flow.wipe)
         return flow
 

@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and its drivers")
     check.add_argument("config", type=Path)
     check.set_defaults(func=cmd_check_config)
+    devices = sub.add_parser("devices", help="technician tools for the devices")
+    device_sub = devices.add_subparsers(dest="device_command", required=True)
+    read_id = device_sub.add_parser(
+        "read-id", help="read an ID card or passport chip and print the record (masked)")
+    from kiosk import read_id as read_id_tool
+
+    read_id_tool.add_arguments(read_id, DEFAULT_CONFIG)
+    read_id.set_defaults(func=read_id_tool.run)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -19,6 +19,8 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from flows.ports import (
+    ApplicationStatus,
+    ApplicationSummary,
     Appointment,
     AppointmentAlreadyUsed,
     AppointmentNotFound,
@@ -114,7 +116,18 @@ def _parse(adapter: TypeAdapter[_W], payload: Any, what: str) -> _W:
         ) from None
 
 
+class _ApplicationWire(_Wire):
+    tracking_number: str = Field(min_length=1, max_length=64)
+    service_name: str
+    department: str
+    status: ApplicationStatus
+    note: str = ""
+    submitted_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
 _APPOINTMENT = TypeAdapter(_AppointmentWire)
+_APPLICATIONS = TypeAdapter(list[_ApplicationWire])
 _TICKET = TypeAdapter(_TicketEnvelopeWire)
 _CATEGORIES = TypeAdapter(list[_TicketCategoryWire])
 _HEALTH = TypeAdapter(_HealthWire)
@@ -219,6 +232,16 @@ class HttpBackOffice:
                                    "session_id": session_id},
                              idempotency_key=new_idempotency_key())
         _parse(_HELP_CREATED, payload, "call staff")
+
+    def find_applications(self, *, id_number: str, document_type: str,
+                          session_id: str) -> list[ApplicationSummary]:
+        # A read, but a POST: the ID number travels in the body, never in a URL or a log.
+        payload = self._call("find applications", "POST", "/applications/search",
+                             json={"id_number": id_number, "document_type": document_type,
+                                   "session_id": session_id})
+        return [ApplicationSummary(a.tracking_number, a.service_name, a.department, a.status,
+                                   a.submitted_at, a.updated_at, a.note)
+                for a in _parse(_APPLICATIONS, payload, "find applications")]
 
     # -- plumbing --
 

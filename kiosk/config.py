@@ -218,6 +218,8 @@ class TimeoutsSection(_Model):
     countdown_s: int = Field(15, ge=3, le=60, description="Length of the visible countdown "
                                                           "before the session is dropped.")
     scan_s: float = Field(60, ge=5, le=600, description="Waiting for a QR code to be shown.")
+    read_id_s: float = Field(60, ge=5, le=600, description="Waiting for an ID card or passport "
+                                                            "to be placed and read.")
     print_s: float = Field(20, ge=1, le=300, description="One print job, start to finish.")
     take_s: float = Field(20, ge=3, le=300, description="Waiting for the citizen to take the "
                                                         "paper before alerting.")

@@ -47,3 +47,5 @@ def build_device(config: KioskConfig, name: str, device: DeviceConfig) -> Device
         setting = str(bad).rsplit(" ", 1)[-1].strip("'")
         raise config.error_at(f"devices.{name}.{setting}",
                               f"not a setting of the {device.driver!r} driver") from bad
+    except ValueError as bad:  # a driver refusing a setting's value (a missing file, a range)
+        raise config.error_at(f"devices.{name}", str(bad)) from bad

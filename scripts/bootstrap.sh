@@ -9,6 +9,7 @@ VENV=${VENV:-.venv}
 # Keep this list the single place that names system packages; later capabilities add theirs here.
 DEB_PACKAGES=(
   python3 python3-venv python3-dev          # Python 3.11 is Debian 12's python3
+  gcc                                       # builds pycups; tests build a photo-decoder plug-in
   fonts-wqy-microhei                        # Chinese font for screen and print
   xvfb x11vnc xauth                         # `make run` without a display, and a way to look at it
   libmtdev1 libgl1 libegl1 libgles2 libgl1-mesa-dri   # Kivy's SDL2 window, offscreen included

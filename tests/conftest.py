@@ -22,6 +22,7 @@ FRESH_POOL_SIZE = 80
 
 # Fictional applicant; tests assert this string never reaches logs or exception text.
 APPLICANT = "测试申请人甲"
+APPLICANT_ID = "110101199003074514"  # fictional, valid GB 11643 check digit
 
 
 def _appt(code: str, centre: str, item: str, day_offset: int, status: str = "booked",
@@ -65,7 +66,20 @@ def make_test_seed() -> dict[str, Any]:
         _appt("T-CHECKED-IN", TEST_CENTRE, "SB001", 0, status="checked_in"),
         _appt("T-OTHER-CENTRE", OTHER_CENTRE, "SB001", 0),
     ]
-    return {"_comment": "pytest seed", "centres": centres, "appointments": appointments}
+    applications = [
+        {"tracking_number": number, "centre_id": TEST_CENTRE, "service_item_code": item,
+         "applicant_id_number": APPLICANT_ID, "status": status, "note": note,
+         "submitted_day_offset": days, "updated_day_offset": days + 1}
+        for number, item, status, note, days in [
+            ("T-APP-OLD", "HJ001", "collected", "", -30),
+            ("T-APP-NEW", "SB001", "ready", "请到B区领取", -3),
+        ]]
+    applications.append({"tracking_number": "T-APP-PASSPORT", "centre_id": TEST_CENTRE,
+                         "service_item_code": "YB001", "applicant_document_type": "passport",
+                         "applicant_id_number": APPLICANT_ID, "status": "in_review",
+                         "submitted_day_offset": -1, "updated_day_offset": -1})
+    return {"_comment": "pytest seed", "centres": centres, "appointments": appointments,
+            "applications": applications}
 
 
 @dataclass
@@ -80,6 +94,7 @@ class RunningBackOffice:
     numbering_centre_id: str = NUMBERING_CENTRE
     concurrency_centre_id: str = CONCURRENCY_CENTRE
     applicant_name: str = APPLICANT
+    applicant_id: str = APPLICANT_ID
     # Appointment codes by purpose; each is used by at most one test that changes it.
     seed_codes: dict[str, str] = field(default_factory=lambda: {
         "tomorrow": "T-TOMORROW", "yesterday": "T-YESTERDAY", "cancelled": "T-CANCELLED",

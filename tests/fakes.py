@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 
 from flows.ports import (
+    ApplicationSummary,
     Appointment,
     AppointmentAlreadyUsed,
     AppointmentNotFound,
@@ -14,6 +15,7 @@ from flows.ports import (
     QueueTicket,
     TicketCategory,
 )
+from kiosk.storage.audit import _clean
 
 TODAY = date(2026, 11, 22)
 
@@ -34,6 +36,8 @@ class FakeBackOffice:
     calls: list[tuple[str, str]] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)  # code -> idempotency key used
     issued: int = 0
+    # (document type, id number) -> applications
+    applications: dict[tuple[str, str], list[ApplicationSummary]] = field(default_factory=dict)
 
     def health(self) -> bool:
         return not self.down
@@ -74,6 +78,13 @@ class FakeBackOffice:
         if self.down:
             raise BackOfficeUnavailable("down")
 
+    def find_applications(self, *, id_number: str, document_type: str,
+                          session_id: str) -> list[ApplicationSummary]:
+        self.calls.append(("find_applications", document_type))
+        if self.down:
+            raise BackOfficeUnavailable("down")
+        return list(self.applications.get((document_type, id_number), []))
+
 
 @dataclass
 class MemoryUsedCodes:
@@ -95,6 +106,8 @@ class ListAudit:
 
     def record(self, kind: str, *, session_id: str | None = None,
                device_id: str | None = None, detail: dict[str, object] | None = None) -> None:
+        # The real audit log's rule: a flow that records personal data fails here too.
+        _clean(detail or {}, "")
         self.rows.append((kind, session_id, dict(detail or {})))
 
     def kinds(self) -> list[str]:

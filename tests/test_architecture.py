@@ -6,9 +6,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The device-layer contract modules: what flows may use of devices/.
+# The device-layer contract modules: what flows may use of devices/. The MRZ is the text
+# printed on a passport's data page, not a driver: flows parse what the citizen typed with it.
 CONTRACTS = {"devices", "devices.contract", "devices.identity", "devices.barcode",
-             "devices.camera", "devices.printer"}
+             "devices.camera", "devices.printer", "devices.emrtd.mrz"}
 
 
 def imports(path: Path) -> set[str]:

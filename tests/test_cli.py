@@ -77,3 +77,34 @@ def test_embedded_back_office_port_in_use_is_one_clear_line(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("kiosk: ") and f"port {port}" in last and "in use" in last
     assert "Traceback" not in done.stderr
+
+
+def test_read_id_with_the_simulated_reader_prints_a_masked_record(capsys):
+    import json
+
+    assert cli.main(["devices", "read-id", "--driver", "sim", "--json", "--timeout", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["completion"] == "success"
+    assert out["record"]["id_number"] == "5301**********0026"  # the demo card, masked
+    assert out["record"]["birth_date"] == "1985-**-**"
+    assert out["record"]["photo"] == {"status": "unavailable", "bytes": 0}
+    assert out["passive_authentication"]["status"] == "verified"
+
+
+def test_read_id_unmasked_and_a_passport_by_mrz(capsys):
+    code = cli.main(["devices", "read-id", "--driver", "sim", "--unmask", "--timeout", "5",
+                     "--mrz", "L898902C3,740812,340415"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "L898902C3" in out and "ERIKSSON ANNA MARIA" in out
+    assert "authenticity: notVerified" in out
+
+
+def test_read_id_failures_exit_non_zero_with_the_completion(capsys):
+    # A wrong MRZ: the simulated chip refuses access (BAC would).
+    assert cli.main(["devices", "read-id", "--driver", "sim", "--timeout", "5",
+                     "--mrz", "L898902C3,740812,350415"]) == 1
+    assert "read failed: userError/securityFail" in capsys.readouterr().out
+    # A malformed MRZ is a usage error, said in one line.
+    assert cli.main(["devices", "read-id", "--driver", "sim", "--mrz", "L898902C3,7408,1"]) == 2
+    assert "--mrz:" in capsys.readouterr().err

@@ -334,3 +334,21 @@ def test_ticket_fields_are_carried_over():
                                  floor="二楼", area="B区", window="5-8号窗口",
                                  issued_at=dt.datetime(2030, 1, 2, 1, 0, tzinfo=dt.UTC),
                                  waiting_ahead=6, appointment_id="APPT-9")
+
+
+def test_find_applications_over_http(client, backoffice_server):
+    from flows.ports import ApplicationStatus
+
+    found = client.find_applications(id_number=backoffice_server.applicant_id,
+                                     document_type="residentId", session_id="s-1")
+    assert [(a.tracking_number, a.status) for a in found] == [
+        ("T-APP-NEW", ApplicationStatus.READY), ("T-APP-OLD", ApplicationStatus.COLLECTED)]
+    assert found[0].note == "请到B区领取"
+    assert found[0].submitted_at.tzinfo is not None
+
+
+def test_find_applications_with_a_malformed_answer_is_unavailable():
+    client = mock_client(fixed(200, [{"tracking_number": "X", "status": "lost"}]))
+    with pytest.raises(BackOfficeUnavailable):
+        client.find_applications(id_number="110101199003074514", document_type="residentId",
+                                 session_id="s")

@@ -29,7 +29,21 @@ def test_paper_out_greys_out_only_what_prints_with_its_reason():
     checkin = result[ServiceId.CHECKIN]
     assert not checkin.available
     assert (checkin.reason, checkin.device) == ("{device} out of paper", "ticket printer")
+    # The progress query prints nothing: it stays, so the kiosk is still in service.
+    assert result[ServiceId.QUERY].available
+    assert app_state(list(result.values()), False) is AppState.AVAILABLE
+    statuses["id_card"] = status("id_card", DeviceState.NO_DEVICE)
+    statuses["smart_card"] = status("smart_card", DeviceState.HARDWARE_ERROR)
+    result = by_id(statuses)
+    assert (result[ServiceId.QUERY].reason, result[ServiceId.QUERY].device) == (
+        "{device} disconnected", "ID card reader")
     assert app_state(list(result.values()), False) is AppState.UNAVAILABLE
+
+
+def test_query_needs_either_identity_reader():
+    statuses = {n: status(n) for n in ALL}
+    statuses["id_card"] = status("id_card", DeviceState.OFFLINE)
+    assert by_id(statuses)[ServiceId.QUERY].available  # the passport reader is enough
 
 
 def test_missing_scanner_and_unplugged_printer():

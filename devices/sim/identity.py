@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import threading
+from datetime import date
+from pathlib import Path
 
 from devices.contract import (
     CommandContext,
@@ -10,16 +13,28 @@ from devices.contract import (
     MediaState,
     Severity,
 )
-from devices.identity import IdCardReader, IdentityDocument, MrzAccess, SmartCardReader
+from devices.identity import (
+    Authenticity,
+    DocumentType,
+    IdCardReader,
+    IdentityDocument,
+    MrzAccess,
+    SmartCardReader,
+)
 from devices.sim.base import SimulatedDevice
 
 
 class _SimIdentityReader(SimulatedDevice):
     """A card slot: insert a document, remove it, or insert something unreadable."""
 
-    def __init__(self, device_id: str, read_delay_s: float = 0.3) -> None:
+    def __init__(self, device_id: str, read_delay_s: float = 0.3,
+                 present_on_read: str | None = None, present_after_s: float = 2.0) -> None:
         super().__init__(device_id)
         self.read_delay_s = read_delay_s
+        # A tester's stand-in hand: a card from this file is put on the reader a moment after a
+        # read starts (``make run`` has no one to insert cards).
+        self._demo = load_demo_card(present_on_read) if present_on_read else None
+        self.present_after_s = present_after_s
         self._lock = threading.Lock()
         self._card: IdentityDocument | None = None
         self._card_access: MrzAccess | None = None
@@ -57,9 +72,14 @@ class _SimIdentityReader(SimulatedDevice):
     # -- contract -------------------------------------------------------------------------
     def _read_identity(self, ctx: CommandContext, access: MrzAccess | None) -> IdentityDocument:
         self._require_online()
+        waited = 0.0
         while self.status().media is not MediaState.PRESENT:
+            if self._demo is not None and waited >= self.present_after_s:
+                self.insert(*self._demo)
+                continue
             if ctx.wait(0.05):
                 ctx.check()
+            waited += 0.05
             self._require_online()
         if self._next_failure is not None:
             failure, self._next_failure = self._next_failure, None
@@ -79,14 +99,38 @@ class _SimIdentityReader(SimulatedDevice):
         if not still_there:
             raise CommandFailed(Completion.USER_ERROR, "mediaRemoved", "card removed mid-read")
         self._emit(EventKind.DATA_READ, request_id=ctx.request_id)
+        if self._demo is not None:
+            threading.Timer(1.0, self.remove).start()  # the citizen takes the card back
         return card
 
 
 class SimIdCardReader(_SimIdentityReader, IdCardReader):
-    def __init__(self, device_id: str = "id_card", read_delay_s: float = 0.3) -> None:
-        super().__init__(device_id, read_delay_s)
+    def __init__(self, device_id: str = "id_card", read_delay_s: float = 0.3,
+                 present_on_read: str | None = None, present_after_s: float = 2.0) -> None:
+        super().__init__(device_id, read_delay_s, present_on_read, present_after_s)
 
 
 class SimSmartCardReader(_SimIdentityReader, SmartCardReader):
-    def __init__(self, device_id: str = "smart_card", read_delay_s: float = 0.3) -> None:
-        super().__init__(device_id, read_delay_s)
+    def __init__(self, device_id: str = "smart_card", read_delay_s: float = 0.3,
+                 present_on_read: str | None = None, present_after_s: float = 2.0) -> None:
+        super().__init__(device_id, read_delay_s, present_on_read, present_after_s)
+
+
+def load_demo_card(path: str) -> tuple[IdentityDocument, MrzAccess | None]:
+    """A fictional document from a JSON file (``assets/sim/*.json``); ValueError if unusable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        access = data.get("mrz_access")
+        document = IdentityDocument(
+            document_type=DocumentType(data["document_type"]), id_number=data["id_number"],
+            name=data["name"], gender=data["gender"], nationality=data["nationality"],
+            birth_date=date.fromisoformat(data["birth_date"]), issuer=data["issuer"],
+            valid_from=date.fromisoformat(data["valid_from"]) if data.get("valid_from") else None,
+            valid_until=(date.fromisoformat(data["valid_until"]) if data.get("valid_until")
+                         else None),
+            address=data.get("address"), ethnicity=data.get("ethnicity"),
+            authenticity=Authenticity(data.get("authenticity", "notVerified")),
+            authenticity_detail="simulated")
+        return document, MrzAccess(**access) if access else None
+    except (OSError, ValueError, KeyError, TypeError) as bad:
+        raise ValueError(f"demo card {path}: {bad}") from None

@@ -11,10 +11,19 @@ from typing import TYPE_CHECKING, Any
 from kivy.clock import Clock
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from flows.base import Flow
 from flows.checkin import Action, CheckInFlow, CheckInView, Step
+from flows.identify import IdAction, IdentifyFlow, IdentifyView, IdStep
+from flows.query import QueryFlow, QueryStep, QueryView
 from kiosk.services import AppState, ServiceId, app_state
 from kiosk.session import EndReason, Session
 from kiosk.ui import texts
+from kiosk.ui.identity_screens import (
+    ApplicationsScreen,
+    IdentityScreen,
+    MrzEntryScreen,
+    PresentDocumentScreen,
+)
 from kiosk.ui.screens import (
     AttractScreen,
     BusyScreen,
@@ -49,6 +58,10 @@ class Controller:
             "ticket": TicketScreen(name="ticket"),
             "problem": ProblemScreen(name="problem"),
             "message": MessageScreen(name="message"),
+            "present": PresentDocumentScreen(name="present"),
+            "mrz": MrzEntryScreen(name="mrz"),
+            "identity": IdentityScreen(name="identity"),
+            "applications": ApplicationsScreen(name="applications"),
         }
         for screen in self.screens.values():
             manager.add_widget(screen)
@@ -56,7 +69,7 @@ class Controller:
         # that must not wait behind a blocked scan, such as calling staff.
         self._journey = ThreadPoolExecutor(1, thread_name_prefix="journey")
         self._side = ThreadPoolExecutor(1, thread_name_prefix="side")
-        self.flow: CheckInFlow | None = None
+        self.flow: Flow[Any] | None = None
         self.session: Session | None = None
         self._countdown: int | None = None
         self._last_services: list[Any] | None = None
@@ -127,6 +140,7 @@ class Controller:
 
     def _session_ended(self, _session: Session, _reason: EndReason) -> None:
         self.flow = None
+        self.screens["mrz"].clear()
         self.session = None
         self._countdown = None
         Clock.schedule_once(lambda _dt: self.show_attract())
@@ -150,6 +164,8 @@ class Controller:
             return
         if service == ServiceId.CHECKIN:
             self.start_checkin()
+        elif service == ServiceId.QUERY:
+            self.start_query()
 
     # -- check-in ---------------------------------------------------------------------------
     def start_checkin(self) -> None:
@@ -209,6 +225,104 @@ class Controller:
             Action.RETRY_PRINT: lambda: self._run(flow.retry_print),
             Action.HOME: self.leave_journey,
             Action.CALL_STAFF: self.call_staff,
+        }[action]
+
+    # -- progress query (identify, then the applications) ------------------------------------
+    def start_query(self) -> None:
+        assert self.session is not None
+        flow = self.kiosk.query_flow(self.session)
+        self.flow = flow
+        self.screens["mrz"].clear()
+        flow.on_change(lambda view: Clock.schedule_once(
+            lambda _dt: self.render_query(flow, view)))
+        self._run(flow.start)
+
+    def render_query(self, flow: QueryFlow, view: QueryView) -> None:
+        if flow is not self.flow:
+            return
+        _ = self._
+
+        def again() -> None:
+            self.render_query(flow, flow.view)
+
+        if view.step is QueryStep.IDENTIFY and view.identify is not None:
+            self.render_identify(flow.identify, view.identify, on_continue=flow.lookup,
+                                 again=again)
+        elif view.step is QueryStep.LOOKING_UP:
+            self.screens["busy"].render(_("Looking up your applications…"))
+            self._show("busy", again)
+        elif view.step is QueryStep.RESULTS:
+            self.screens["applications"].render(
+                _, view.applications, lambda a: _(texts.APPLICATION_STATUS[a.status]),
+                [("home", _("Back to services"), self.leave_journey),
+                 ("finish", _("Finish"), lambda: self.end_session(EndReason.COMPLETED))])
+            self._show("applications", again)
+        elif view.step is QueryStep.FAILED and view.problem is not None:
+            title, message = texts.QUERY_PROBLEMS[view.problem]
+            self.screens["problem"].render(_, _(title), _(message), None, [
+                ("retry", _("Try again"), lambda: self._run(flow.lookup)),
+                ("home", _("Back to services"), self.leave_journey)])
+            self._show("problem", again)
+        elif view.step is QueryStep.CANCELLED and self.session is not None:
+            self.show_home()
+
+    # -- identify (any journey that needs to know who the citizen is) -----------------------
+    def render_identify(self, flow: IdentifyFlow, view: IdentifyView,
+                        on_continue: Callable[[], None], again: Callable[[], None]) -> None:
+        _ = self._
+        buttons = [(str(a), _(texts.ID_ACTIONS[a]), self._id_action(flow, a, on_continue))
+                   for a in view.actions]
+        if view.step is IdStep.PRESENT_ID_CARD:
+            self.screens["present"].render(
+                _("Place your ID card on the reader"),
+                _("Lay your resident ID card flat on the reader below the screen and leave it "
+                  "there until it has been read."), buttons)
+            self._show("present", again)
+        elif view.step is IdStep.PRESENT_CHIP:
+            self.screens["present"].render(
+                _("Place your passport on the reader"),
+                _("Open it at the photo page and lay it face down on the reader; a travel "
+                  "permit card lies flat."), buttons)
+            self._show("present", again)
+        elif view.step is IdStep.ENTER_MRZ:
+            self.screens["mrz"].render(
+                _, view.detail,
+                lambda number, birth, expiry: self._run(
+                    lambda: flow.submit_mrz(number, birth, expiry)),
+                buttons)
+            self._show("mrz", again)
+        elif view.step is IdStep.READING:
+            self.screens["busy"].render(_("Reading your document. Please do not move it."))
+            self._show("busy", again)
+        elif view.step is IdStep.IDENTIFIED and view.summary is not None:
+            summary = view.summary
+            self.screens["identity"].render(
+                _, summary, _(texts.DOCUMENT_TITLES[summary.document_type]),
+                _("No photo: this reader cannot show it"),
+                _(texts.AUTHENTICITY[summary.authenticity]), buttons)
+            self._show("identity", again)
+        elif view.step is IdStep.FAILED and view.problem is not None:
+            title, message = texts.ID_PROBLEMS[view.problem]
+            self.screens["problem"].render(_, _(title), _(message).format(detail=view.detail),
+                                           None, buttons)
+            self._show("problem", again)
+        elif view.step is IdStep.CANCELLED and self.session is not None:
+            self.show_home()
+
+    def _id_action(self, flow: IdentifyFlow, action: IdAction,
+                   on_continue: Callable[[], None]) -> Callable[[], None]:
+        def use_id_card() -> None:
+            flow.use_id_card()
+            self._run(flow.start)
+
+        return {
+            IdAction.TRY_AGAIN: lambda: self._run(flow.retry),
+            IdAction.USE_PASSPORT: flow.use_passport,
+            IdAction.USE_ID_CARD: use_id_card,
+            IdAction.ENTER_MRZ_AGAIN: flow.enter_mrz_again,
+            IdAction.CONTINUE: lambda: self._run(on_continue),
+            IdAction.HOME: self.leave_journey,
+            IdAction.CALL_STAFF: self.call_staff,
         }[action]
 
     def leave_journey(self) -> None:

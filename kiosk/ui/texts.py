@@ -3,7 +3,11 @@ can check that every problem a flow can report has its own words and way back.""
 
 from __future__ import annotations
 
+from devices.identity import Authenticity, DocumentType
 from flows.checkin import Action, Problem, Step
+from flows.identify import IdAction, IdProblem
+from flows.ports import ApplicationStatus
+from flows.query import QueryProblem
 from kiosk.i18n import N_
 
 # Problem -> (title, message). The message may use {detail}: a date, a centre, an error code.
@@ -68,4 +72,86 @@ BUSY: dict[Step, str] = {
     Step.LOOKING_UP: N_("Looking up your appointment…"),
     Step.CHECKING_IN: N_("Checking you in…"),
     Step.PRINTING: N_("Printing your ticket…"),
+}
+
+# -- identify --------------------------------------------------------------------------------
+ID_PROBLEMS: dict[IdProblem, tuple[str, str]] = {
+    IdProblem.NO_READER: (
+        N_("No card reader is working"),
+        N_("Please ask staff for help, or use the service desk."),
+    ),
+    IdProblem.TIMEOUT: (
+        N_("No document was placed"),
+        N_("Place your ID card flat on the reader, or your passport photo page down."),
+    ),
+    IdProblem.INVALID_CARD: (
+        N_("This card cannot be read"),
+        N_("Please use your resident ID card, or a passport or travel permit with a chip."),
+    ),
+    IdProblem.ACCESS_DENIED: (
+        N_("The chip did not open"),
+        N_("The document number or dates typed do not match this document. Please check them."),
+    ),
+    IdProblem.CARD_REMOVED: (
+        N_("The document was taken away too early"),
+        N_("Please place it again and leave it until the kiosk says it has been read."),
+    ),
+    IdProblem.READ_FAILED: (
+        N_("The document could not be read"),
+        N_("Please place it again, flat and still. ({detail})"),
+    ),
+    IdProblem.READER_FAILED: (
+        N_("The card reader is not working"),
+        N_("Please ask staff for help. ({detail})"),
+    ),
+    IdProblem.NOT_GENUINE: (
+        N_("This document could not be verified"),
+        N_("The data on the chip did not pass the security check. Please ask staff for help."),
+    ),
+    IdProblem.EXPIRED: (
+        N_("This document has expired"),
+        N_("It was valid until {detail}. Please ask staff for help."),
+    ),
+    IdProblem.BAD_RECORD: (
+        N_("The data on this card is not valid"),
+        N_("Please ask staff for help."),
+    ),
+}
+
+ID_ACTIONS: dict[IdAction, str] = {
+    IdAction.TRY_AGAIN: N_("Try again"),
+    IdAction.USE_PASSPORT: N_("Passport or travel permit"),
+    IdAction.USE_ID_CARD: N_("Use ID card"),
+    IdAction.ENTER_MRZ_AGAIN: N_("Type the numbers again"),
+    IdAction.CONTINUE: N_("Yes, continue"),
+    IdAction.HOME: N_("Back to services"),
+    IdAction.CALL_STAFF: N_("Call staff"),
+}
+
+DOCUMENT_TITLES: dict[DocumentType, str] = {
+    DocumentType.RESIDENT_ID: N_("Resident ID card"),
+    DocumentType.PASSPORT: N_("Passport"),
+    DocumentType.TRAVEL_PERMIT: N_("Travel permit"),
+}
+
+AUTHENTICITY: dict[Authenticity, str] = {
+    Authenticity.VERIFIED: N_("The document's security check passed."),
+    Authenticity.NOT_VERIFIED: N_("Chip read; no trust list is installed to verify its issuer."),
+    Authenticity.FAILED: N_("The document's security check failed."),
+}
+
+# -- progress query ----------------------------------------------------------------------------
+APPLICATION_STATUS: dict[ApplicationStatus, str] = {
+    ApplicationStatus.SUBMITTED: N_("Submitted"),
+    ApplicationStatus.ACCEPTED: N_("Accepted"),
+    ApplicationStatus.IN_REVIEW: N_("Under review"),
+    ApplicationStatus.SUPPLEMENT_NEEDED: N_("Materials to supply"),
+    ApplicationStatus.APPROVED: N_("Approved"),
+    ApplicationStatus.REJECTED: N_("Not approved"),
+    ApplicationStatus.READY: N_("Ready to collect"),
+    ApplicationStatus.COLLECTED: N_("Collected"),
+}
+
+QUERY_PROBLEMS: dict[QueryProblem, tuple[str, str]] = {
+    QueryProblem.BACKOFFICE_UNAVAILABLE: PROBLEMS[Problem.BACKOFFICE_UNAVAILABLE],
 }

@@ -360,6 +360,7 @@ def test_openapi_lists_every_path(backoffice_server):
         "/api/v1/queue-tickets",
         "/api/v1/help-requests",
         "/api/v1/service-items",
+        "/api/v1/applications/search",
     }
     assert set(document["paths"]["/api/v1/help-requests"]) == {"get", "post"}
     check_in_op = document["paths"]["/api/v1/appointments/{code}/check-in"]["post"]
@@ -394,10 +395,12 @@ def test_load_seed_is_idempotent(memory_session, test_seed):
     today = dt.date(2030, 5, 17)
     first = load_seed(memory_session, seed, today)
     assert first.inserted == {"centres": 4, "ticket_categories": 7, "service_items": 4,
-                              "appointments": len(seed["appointments"])}
+                              "appointments": len(seed["appointments"]),
+                              "applications": len(seed["applications"])}
     second = load_seed(memory_session, seed, today + dt.timedelta(days=1))
     assert second.total == 0
     assert count(memory_session, models.Appointment) == len(seed["appointments"])
+    assert count(memory_session, models.Application) == len(seed["applications"])
     tomorrow = memory_session.query(models.Appointment).filter_by(code="T-TOMORROW").one()
     assert tomorrow.date == dt.date(2030, 5, 18)
 
@@ -531,3 +534,28 @@ def test_launcher_refuses_a_port_someone_answers_on(tmp_path, backoffice_server)
     with pytest.raises(EmbeddedBackOfficeError, match="is in use"):
         server.start()
     assert server.pid is None
+
+
+def test_application_search_finds_a_persons_applications_newest_first(api, backoffice_server):
+    body = {"id_number": backoffice_server.applicant_id, "document_type": "residentId",
+            "session_id": "s-1"}
+    answer = api.post("/applications/search", json=body)
+    assert answer.status_code == 200
+    found = answer.json()
+    assert [a["tracking_number"] for a in found] == ["T-APP-NEW", "T-APP-OLD"]
+    assert found[0]["status"] == "ready" and found[0]["service_name"] == "社会保障卡申领"
+    assert found[0]["submitted_at"].endswith("+08:00")
+    # The same number on another kind of document is another person.
+    passport = api.post("/applications/search", json={**body, "document_type": "passport"})
+    assert [a["tracking_number"] for a in passport.json()] == ["T-APP-PASSPORT"]
+    nobody = api.post("/applications/search", json={**body, "id_number": "110101199003070000"})
+    assert nobody.json() == []
+
+
+@pytest.mark.parametrize("bad", [{"id_number": "1101; drop", "document_type": "residentId"},
+                                 {"id_number": "110101199003074514", "document_type": "bank"},
+                                 {"document_type": "residentId"}])
+def test_application_search_rejects_bad_requests(api, bad):
+    answer = api.post("/applications/search", json={"session_id": "s", **bad})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_request"

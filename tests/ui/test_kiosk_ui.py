@@ -35,6 +35,10 @@ auto_take_s = 600
 print_delay_s = 0.1
 [devices.id_card]
 driver = "sim"
+read_delay_s = 0.1
+[devices.smart_card]
+driver = "sim"
+read_delay_s = 0.1
 [devices.camera]
 driver = "sim"
 [devices.document_printer]
@@ -67,6 +71,8 @@ def fresh(ui):
     if ui.kiosk.sessions.current is not None:
         ui.controller.end_session()
     ui.kiosk.devices["receipt_printer"].refill()
+    for reader in ("id_card", "smart_card"):
+        ui.kiosk.devices[reader].remove()
     ui.kiosk.i18n.set_language("zh_CN")
     ui.wait_screen("attract")
     return ui
@@ -237,3 +243,90 @@ def test_portrait_screen(fresh):
     finally:
         Window.size = (1920, 1080)
         ui.pump(0.3)
+
+
+def _resident_id(number: str):
+    from datetime import date
+
+    from devices.identity import Authenticity, DocumentType, IdentityDocument
+
+    return IdentityDocument(DocumentType.RESIDENT_ID, number, "测试申请人甲", "男", "CHN",
+                            date(1990, 3, 7), "北京市公安局东城分局", date(2020, 1, 1), None,
+                            address="北京市东城区测试胡同1号", ethnicity="汉",
+                            authenticity=Authenticity.VERIFIED)
+
+
+def start_query(ui: UiDriver) -> None:
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("service:query")
+    ui.wait_screen("present")
+
+
+def test_progress_query_with_the_id_card(fresh, backoffice_server):
+    ui = fresh
+    start_query(ui)
+    assert "请放置身份证" in ui.text() or "身份证" in ui.text()
+    assert "use_passport" in ui.ids()
+    ui.screenshot("20-present-id-card")
+    ui.kiosk.devices["id_card"].insert(_resident_id(backoffice_server.applicant_id))
+    ui.wait_screen("identity")
+    shown = ui.text()
+    assert "1101**********4514" in shown
+    assert backoffice_server.applicant_id not in shown and "测试申请人甲" not in shown
+    assert "长期" in shown  # no expiry
+    assert "无照片" in shown  # the SAM photo is not decoded here, and nothing stands in for it
+    ui.screenshot("21-identity")
+    ui.tap("continue")
+    ui.wait_screen("applications")
+    listed = ui.text()
+    assert "T-APP-NEW" in listed and "T-APP-OLD" in listed
+    assert "T-APP-PASSPORT" not in listed
+    assert "待领取" in listed
+    ui.screenshot("22-applications")
+    ui.tap("finish")
+    ui.wait_screen("attract")
+    # Session end: the card record is gone from the flow and the screen.
+    assert "1101**********4514" not in ui.text()
+
+
+def _type(ui: UiDriver, field: str, text: str) -> None:
+    ui.tap(f"field:{field}")
+    for ch in text:
+        ui.tap(f"key:{ch}")
+
+
+def test_passport_wrong_mrz_then_right(fresh, backoffice_server):
+    from datetime import date
+
+    from devices.identity import Authenticity, DocumentType, IdentityDocument, MrzAccess
+
+    ui = fresh
+    start_query(ui)
+    ui.tap("use_passport")
+    ui.wait_screen("mrz")
+    _type(ui, "document_number", "L898902C3")
+    _type(ui, "birth_date", "740812")
+    _type(ui, "expiry_date", "350415")
+    ui.screenshot("23-mrz-entry")
+    passport = IdentityDocument(DocumentType.PASSPORT, "L898902C3", "ERIKSSON ANNA MARIA", "F",
+                                "UTO", date(1974, 8, 12), "UTO", None, date(2034, 4, 15),
+                                authenticity=Authenticity.NOT_VERIFIED)
+    ui.kiosk.devices["smart_card"].insert(passport, MrzAccess("L898902C3", "740812", "340415"))
+    ui.tap("submit_mrz")
+    ui.wait_screen("problem")
+    assert "芯片" in ui.text()
+    ui.screenshot("24-problem-access-denied")
+    ui.tap("enter_mrz_again")
+    ui.wait_screen("mrz")
+    ui.tap("field:expiry_date")
+    for _ in range(6):
+        ui.tap("key:backspace")
+    _type(ui, "expiry_date", "340415")
+    ui.tap("submit_mrz")
+    ui.wait_screen("identity")
+    assert "L898*02C3" in ui.text()
+    assert "L898902C3" not in ui.text()
+    ui.tap("continue")
+    ui.wait_screen("applications")
+    assert "没有找到" in ui.text()
