@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 # device name -> driver name -> class. Real drivers join this table as they are written.
 DRIVERS: dict[str, dict[str, str]] = {
-    "id_card": {"sim": "devices.sim.identity:SimIdCardReader"},
+    "id_card": {"sim": "devices.sim.identity:SimIdCardReader",
+                "ga467": "devices.ga467.reader:Ga467IdCardReader"},
     "smart_card": {"sim": "devices.sim.identity:SimSmartCardReader"},
     "camera": {"sim": "devices.sim.camera:SimCamera"},
     "barcode": {"sim": "devices.sim.barcode:SimBarcodeReader"},
