@@ -1,31 +1,41 @@
-"""The queue ticket (排队票) as a document; the printer driver decides how it is rendered."""
+"""The queue ticket (排队票) as a document, from ``assets/print/queue_ticket.toml``; the printer
+driver decides how it is rendered."""
 
 from __future__ import annotations
 
-from devices.printer import Media, PrintDocument, PrintLine, TextSize
+import functools
+from typing import Any
+
+from devices.printer import PrintDocument
 from flows.base import Translate
+from flows.documents import Templates, load_templates
 from flows.ports import QueueTicket
 
 
-def queue_ticket_document(ticket: QueueTicket, centre_id: str, _: Translate) -> PrintDocument:
+@functools.cache
+def print_templates() -> Templates:
+    """The shipped templates, read and checked once per process."""
+    return load_templates()
+
+
+def queue_ticket_data(ticket: QueueTicket) -> dict[str, Any]:
+    return {
+        "centre_name": ticket.centre_name,
+        "number": ticket.number,
+        "service_name": ticket.service_name,
+        "place": " ".join(p for p in (ticket.floor, ticket.area, ticket.window) if p),
+        "waiting_ahead": ticket.waiting_ahead,
+        "issued_at": ticket.issued_at,
+        "appointment": bool(ticket.appointment_id),
+    }
+
+
+def queue_ticket_document(ticket: QueueTicket, centre_id: str, _: Translate,
+                          templates: Templates | None = None) -> PrintDocument:
+    """``_`` is kept for the callers: prints are in Chinese whatever the screen language, as
+    staff at the window read them."""
     issued = ticket.issued_at
-    lines = [
-        PrintLine(ticket.centre_name, center=True),
-        PrintLine(ticket.number, TextSize.HUGE, center=True, bold=True),
-        PrintLine(ticket.service_name, TextSize.LARGE, center=True),
-        PrintLine(_("Please wait at: {place}").format(
-            place=" ".join(p for p in (ticket.floor, ticket.area, ticket.window) if p))),
-        PrintLine(_("People ahead of you: {n}").format(n=ticket.waiting_ahead)),
-        PrintLine(_("Issued: {time}").format(time=f"{issued:%Y-%m-%d %H:%M}")),
-    ]
-    if ticket.appointment_id:
-        lines.append(PrintLine(_("Appointment check-in")))
-    lines.append(PrintLine(_("Please keep this ticket and listen for your number.")))
-    return PrintDocument(
-        kind="queue_ticket",
+    return (templates or print_templates()).render(
+        "queue_ticket", queue_ticket_data(ticket),
         # One ticket number on one day at one centre is printed once, whatever retries happen.
-        job_key=f"ticket:{centre_id}:{issued:%Y%m%d}:{ticket.number}",
-        title=_("Queue ticket"),
-        lines=tuple(lines),
-        media=Media.ROLL_80MM,
-    )
+        job_key=f"ticket:{centre_id}:{issued:%Y%m%d}:{ticket.number}")

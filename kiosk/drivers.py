@@ -18,8 +18,11 @@ DRIVERS: dict[str, dict[str, str]] = {
     "smart_card": {"sim": "devices.sim.identity:SimSmartCardReader"},
     "camera": {"sim": "devices.sim.camera:SimCamera"},
     "barcode": {"sim": "devices.sim.barcode:SimBarcodeReader"},
-    "receipt_printer": {"sim": "devices.sim.printer:SimReceiptPrinter"},
-    "document_printer": {"sim": "devices.sim.printer:SimDocumentPrinter"},
+    "receipt_printer": {"sim": "devices.sim.printer:SimReceiptPrinter",
+                        "escpos": "devices.escpos.printer:EscposReceiptPrinter",
+                        "cups": "devices.cups.printer:CupsReceiptPrinter"},
+    "document_printer": {"sim": "devices.sim.printer:SimDocumentPrinter",
+                         "cups": "devices.cups.printer:CupsDocumentPrinter"},
 }
 
 

@@ -15,14 +15,15 @@ from devices.contract import (
 )
 from devices.printer import DocumentPrinter, PrintDocument, Printer, PrintReceipt, ReceiptPrinter
 from devices.sim.base import SimulatedDevice
-from devices.sim.render import FONT_PATH, render_png, render_text
+from devices.sim.render import FONT_PATH, render_pdf_pages, render_png, render_text
 
 
 class _SimPrinter(SimulatedDevice, Printer):
-    """Keeps each printed document as ``NNNN-kind.png`` + ``.txt`` in ``output_dir``.
+    """Keeps each printed document as ``NNNN-kind.pdf`` + ``.png`` + ``.txt`` in ``output_dir``.
 
-    Paper is counted in pages; ``run_out_after(n)`` lets n more pages out, then paper is out
-    (mid-document if the document is longer). The printed page waits at the exit until
+    Paper is counted in pages of the real render (an A4 notice may take two sheets; a roll
+    document is one page however long); ``run_out_after(n)`` lets n more pages out, then paper
+    is out (mid-document if the document is longer). The printed page waits at the exit until
     ``take()`` (or ``auto_take_s`` seconds), which raises MediaTaken.
     """
 
@@ -100,9 +101,10 @@ class _SimPrinter(SimulatedDevice, Printer):
             raise CommandFailed(Completion.HARDWARE_ERROR, "paperJammed")
         if status.paper is PaperState.OUT:
             raise CommandFailed(Completion.HARDWARE_ERROR, "paperOut")
-        pages = 1
         # Rendered before any paper moves: a rendering fault must not eat a page.
+        pdf = render_pdf_pages(document, self.font_path)
         png, text = render_png(document, self.font_path), render_text(document)
+        pages = pdf.pages
         self._set_status(queue_depth=1)
         try:
             if ctx.wait(self.print_delay_s):
@@ -117,6 +119,7 @@ class _SimPrinter(SimulatedDevice, Printer):
             self._printed_keys.add(document.job_key)
             stem = self.output_dir / f"{len(self.printed) + 1:04d}-{document.kind}"
             stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+            stem.with_suffix(".pdf").write_bytes(pdf.data)
             png.save(stem.with_suffix(".png"))
             self.printed.append(stem.with_suffix(".png"))
         finally:

@@ -1,0 +1,1 @@
+"""Printers behind CUPS (pycups): the A4 document printer, optionally a receipt printer."""
