@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 DRIVERS: dict[str, dict[str, str]] = {
     "id_card": {"sim": "devices.sim.identity:SimIdCardReader",
                 "ga467": "devices.ga467.reader:Ga467IdCardReader"},
-    "smart_card": {"sim": "devices.sim.identity:SimSmartCardReader"},
+    "smart_card": {"sim": "devices.sim.identity:SimSmartCardReader",
+                   "pcsc": "devices.emrtd.reader:PcscEmrtdReader"},
     "camera": {"sim": "devices.sim.camera:SimCamera"},
     "barcode": {"sim": "devices.sim.barcode:SimBarcodeReader"},
     "receipt_printer": {"sim": "devices.sim.printer:SimReceiptPrinter",

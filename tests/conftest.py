@@ -14,6 +14,9 @@ import pytest
 
 from kiosk.launcher import EmbeddedBackOffice, free_port
 
+# Real peers as fixtures: pcscd with the vpcd virtual reader, a private cupsd.
+pytest_plugins = ["tests.peers.pcscd"]
+
 TEST_CENTRE = "TEST-01"
 OTHER_CENTRE = "TEST-02"
 NUMBERING_CENTRE = "TEST-NUM"  # only the numbering test issues tickets here
