@@ -13,6 +13,7 @@ from typing import Any
 
 from devices.contract import Device, DeviceState
 from devices.identity import IdentityDocument, IdentityReader, MrzAccess, mask_id
+from flows.privacy import mask_name
 from kiosk.config import ConfigError, DeviceConfig, KioskConfig, load_config
 from kiosk.drivers import build_device
 from kiosk.privacy import mask_text
@@ -120,7 +121,7 @@ def record_json(document: IdentityDocument, unmask: bool) -> dict[str, Any]:
     return {
         "document_type": str(document.document_type),
         "id_number": personal(document.id_number, mask_id),
-        "name": personal(document.name, lambda v: v[:1] + "*" * max(1, len(v) - 1)),
+        "name": personal(document.name, mask_name),
         "gender": document.gender,
         "nationality": document.nationality,
         "ethnicity": document.ethnicity,

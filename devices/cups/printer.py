@@ -32,11 +32,13 @@ from devices.contract import (
 from devices.cups import ipp, state
 from devices.cups.state import Condition, PrinterReport
 from devices.printer import DocumentPrinter, PrintDocument, Printer, PrintReceipt, ReceiptPrinter
+from devices.printing.fonts import FONT_PATH
 from devices.printing.pdf import render_pdf
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+# The renderers' font, so the path is set in one place.
+DEFAULT_FONT = str(FONT_PATH)
 _QUEUE_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-is-accepting-jobs",
                      "device-uri", "queued-job-count"]
 _JOB_ATTRIBUTES = ["job-id", "job-state", "job-state-reasons", "job-printer-state-reasons"]

@@ -54,11 +54,13 @@ from devices.printer import (
     Table,
     TextSize,
 )
+from devices.printing.fonts import FONT_PATH
 from devices.printing.raster import render_raster
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+# The renderers' font, so the path is set in one place.
+DEFAULT_FONT = str(FONT_PATH)
 RT_STATUS_OFFLINE_CAUSE = RT_STATUS + b"\x02"
 RT_STATUS_ERROR_CAUSE = RT_STATUS + b"\x03"
 RT_STATUS_PAPER = _RT_STATUS_PAPER  # DLE EOT 4
