@@ -17,6 +17,9 @@ DEB_PACKAGES=(
   pcscd libpcsclite1 libpcsclite-dev        # PC/SC for eMRTD chips (pyscard)
   vsmartcard-vpcd                           # virtual PC/SC reader: tests serve a simulated passport
   cups printer-driver-cups-pdf libcups2-dev # printing through CUPS (pycups builds against libcups)
+  libzbar0                                  # pyzbar, the second QR decoder
+  tesseract-ocr tesseract-ocr-eng           # MRZ reading from the camera (pytesseract)
+  fonts-ocr-b                               # OCR-B, the MRZ typeface: renders specimen pages in tests
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }
