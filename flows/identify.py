@@ -1,5 +1,10 @@
 """Identify the citizen: the resident ID card on the SAM reader, or a passport / travel permit
-chip opened with the MRZ typed on the keypad (or read by the camera).
+chip opened with the MRZ typed on the keypad or read by the camera.
+
+A camera reading has passed every MRZ check digit, yet OCR can still be wrong in a way the
+digits do not catch; a chip refuses BAC keys it does not know, and some count the refusals. So a
+camera reading opens the chip at most once: if the chip refuses it, the camera is switched off
+for the session and the citizen types the fields instead.
 
 Whichever identity reader is present is offered; the journey that needs an identity (progress
 query, application, certificate) takes ``document`` once the step is ``identified`` and the
@@ -10,10 +15,14 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+
+from devices.camera import Camera
 from devices.contract import Completion, EventKind, MediaState
 from devices.emrtd.mrz import MrzError, access_from_fields, parse_mrz
 from devices.identity import (
@@ -77,6 +86,13 @@ _PROBLEM_ACTIONS: dict[IdProblem, tuple[IdAction, ...]] = {
     IdProblem.BAD_RECORD: (IdAction.CALL_STAFF, IdAction.HOME),
 }
 
+# ``IdentifyView.detail`` on the keypad after the chip refused the MRZ the camera read.
+CAMERA_MRZ_REFUSED = "camera_mrz_refused"
+
+# Reads the MRZ text from a BGR frame (numpy array), or None; only readings whose check
+# digits all pass. Injected, so the flow runs without OCR in tests and without a camera.
+MrzTextReader = Callable[[np.ndarray], str | None]
+
 # Device error code -> problem; anything not listed is the reader's own failure.
 _ERROR_PROBLEMS: dict[str, IdProblem] = {
     IdentityError.INVALID_MEDIA: IdProblem.INVALID_CARD,
@@ -114,11 +130,14 @@ class IdentifyView:
     problem: IdProblem | None = None
     detail: str = ""  # a device error code or an MRZ field name: never personal data
     actions: tuple[IdAction, ...] = ()
+    camera_mrz: bool = False  # ENTER_MRZ: the camera is reading too (show its preview)
 
 
 @dataclass(frozen=True)
 class IdentifySettings:
     read_timeout_s: float = 60.0
+    # How long the camera keeps looking for an MRZ; the keypad stays usable afterwards.
+    mrz_scan_timeout_s: float = 60.0
 
 
 class IdentifyFlow(Flow[IdentifyView]):
@@ -131,10 +150,14 @@ class IdentifyFlow(Flow[IdentifyView]):
         session_id: str,
         today: Callable[[], date],
         settings: IdentifySettings | None = None,
+        camera: Camera | None = None,
+        read_mrz: MrzTextReader | None = None,
     ) -> None:
         super().__init__(IdentifyView(IdStep.PRESENT_ID_CARD))
         self.id_card = id_card
         self.smart_card = smart_card
+        self.camera = camera
+        self.read_mrz = read_mrz
         self.audit = audit
         self.session_id = session_id
         self.today = today
@@ -144,6 +167,9 @@ class IdentifyFlow(Flow[IdentifyView]):
         # Set when the citizen switches document type while a read waits: the read that ends
         # as ``canceled`` then must not be shown as a cancelled journey.
         self._switching = threading.Event()
+        self._stop_scan = threading.Event()
+        self._access_from_camera = False
+        self._camera_refused = False  # the chip refused a camera reading: type from now on
 
     @property
     def document(self) -> IdentityDocument | None:
@@ -160,7 +186,7 @@ class IdentifyFlow(Flow[IdentifyView]):
         if self._usable(self.id_card):
             self._read(self.id_card, None, IdStep.PRESENT_ID_CARD)  # type: ignore[arg-type]
         elif self._usable(self.smart_card):
-            self._show(IdentifyView(IdStep.ENTER_MRZ, actions=self._mrz_actions()))
+            self._ask_mrz()
         else:
             self._fail(IdProblem.NO_READER)
 
@@ -178,7 +204,7 @@ class IdentifyFlow(Flow[IdentifyView]):
         if not self._usable(self.smart_card):
             return
         self._switch()
-        self._show(IdentifyView(IdStep.ENTER_MRZ, actions=self._mrz_actions()))
+        self._ask_mrz()
 
     def use_id_card(self) -> None:
         """Back from the MRZ keypad to the ID card (the UI then runs ``start``)."""
@@ -190,32 +216,67 @@ class IdentifyFlow(Flow[IdentifyView]):
         self.cancel()
 
     # -- the MRZ --------------------------------------------------------------------------
+    def _camera_mrz(self) -> bool:
+        return (self.camera is not None and self.read_mrz is not None
+                and not self._camera_refused and self.camera.status().usable)
+
+    def _ask_mrz(self, detail: str = "") -> None:
+        self._show(IdentifyView(IdStep.ENTER_MRZ, detail=detail, actions=self._mrz_actions(),
+                                camera_mrz=self._camera_mrz()))
+
     def submit_mrz(self, document_number: str, birth_date: str, expiry_date: str) -> None:
         """The three fields typed from the data page (birth and expiry as YYMMDD)."""
+        self._stop_scan.set()
         try:
             access = access_from_fields(document_number.strip().upper(), birth_date.strip(),
                                         expiry_date.strip())
         except MrzError as bad:
-            self._show(IdentifyView(IdStep.ENTER_MRZ, detail=str(bad),
-                                    actions=self._mrz_actions()))
+            self._ask_mrz(str(bad))
             return
-        self._read_chip(access)
+        self._read_chip(access, from_camera=False)
 
-    def submit_mrz_text(self, text: str) -> None:
-        """A whole MRZ, as the camera reads it."""
+    def submit_mrz_text(self, text: str, *, from_camera: bool = False) -> None:
+        """A whole MRZ (two or three lines)."""
+        self._stop_scan.set()
         try:
             access = parse_mrz(text).access()
         except MrzError as bad:
-            self._show(IdentifyView(IdStep.ENTER_MRZ, detail=str(bad),
-                                    actions=self._mrz_actions()))
+            self._ask_mrz(str(bad))
             return
-        self._read_chip(access)
+        self._read_chip(access, from_camera=from_camera)
 
-    def _read_chip(self, access: MrzAccess) -> None:
+    def scan_mrz(self) -> None:
+        """Look for the data page in the camera's frames while the keypad waits; blocks until
+        an MRZ is read (then opens the chip), the citizen types or leaves, or time runs out.
+        Frames come from ``latest_frame``, never queued: the preview keeps its own pace."""
+        if self.view.step is not IdStep.ENTER_MRZ or not self._camera_mrz():
+            return
+        assert self.camera is not None and self.read_mrz is not None
+        self._stop_scan.clear()
+        deadline = time.monotonic() + self.settings.mrz_scan_timeout_s
+        last_sequence = -1
+        while not self._stop_scan.is_set() and time.monotonic() < deadline:
+            frame = self.camera.latest_frame()
+            if frame is None or frame.sequence == last_sequence:
+                self._stop_scan.wait(0.05)
+                continue
+            last_sequence = frame.sequence
+            text = self.read_mrz(frame.image)
+            if text is None:
+                continue
+            if self._stop_scan.is_set() or self.view.step is not IdStep.ENTER_MRZ:
+                return  # the citizen typed or left while OCR ran
+            self.audit.record("identify.mrz_from_camera", session_id=self.session_id,
+                              device_id=self.camera.device_id)
+            self.submit_mrz_text(text, from_camera=True)
+            return
+
+    def _read_chip(self, access: MrzAccess, *, from_camera: bool) -> None:
         if not self._usable(self.smart_card):
             self._fail(IdProblem.READER_FAILED, "smart_card")
             return
         self._access = access
+        self._access_from_camera = from_camera
         self._read(self.smart_card, access, IdStep.PRESENT_CHIP)  # type: ignore[arg-type]
 
     # -- reading --------------------------------------------------------------------------
@@ -249,8 +310,16 @@ class IdentifyFlow(Flow[IdentifyView]):
             self._fail(IdProblem.TIMEOUT)
         else:
             code = result.error_code or str(result.completion)
-            self._fail(_ERROR_PROBLEMS.get(code, IdProblem.READER_FAILED), code,
-                       device_id=reader.device_id)
+            problem = _ERROR_PROBLEMS.get(code, IdProblem.READER_FAILED)
+            if problem is IdProblem.ACCESS_DENIED and self._access_from_camera:
+                self._camera_refused = True
+                self._access = None
+                self.audit.record("identify.problem", session_id=self.session_id,
+                                  device_id=reader.device_id,
+                                  detail={"problem": str(problem), "detail": CAMERA_MRZ_REFUSED})
+                self._ask_mrz(CAMERA_MRZ_REFUSED)
+                return
+            self._fail(problem, code, device_id=reader.device_id)
 
     def _identified(self, reader: IdentityReader, document: IdentityDocument) -> None:
         self.audit.record("identify.read", session_id=self.session_id,
@@ -274,14 +343,18 @@ class IdentifyFlow(Flow[IdentifyView]):
     def retry(self) -> None:
         """Try again with the same kind of document (the chip with the same MRZ)."""
         if self._access is not None and self.view.problem is not IdProblem.ACCESS_DENIED:
-            self._read_chip(self._access)
+            self._read_chip(self._access, from_camera=self._access_from_camera)
         else:
             self.start()
 
     def enter_mrz_again(self) -> None:
         self._switch()
         self._access = None
-        self._show(IdentifyView(IdStep.ENTER_MRZ, actions=self._mrz_actions()))
+        self._ask_mrz()
+
+    def cancel(self) -> None:
+        self._stop_scan.set()
+        super().cancel()
 
     def _fail(self, problem: IdProblem, detail: str = "", device_id: str | None = None) -> None:
         self.audit.record("identify.problem", session_id=self.session_id, device_id=device_id,
@@ -294,5 +367,6 @@ class IdentifyFlow(Flow[IdentifyView]):
         self.cancel()
         self._document = None
         self._access = None
+        self._access_from_camera = self._camera_refused = False
         with self._lock:
             self._view = IdentifyView(IdStep.CANCELLED)

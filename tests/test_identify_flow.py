@@ -7,9 +7,11 @@ import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
 
 from devices.contract import Completion
+from devices.emrtd.mrz import Mrz, format_mrz
 from devices.identity import (
     Authenticity,
     DocumentType,
@@ -18,8 +20,15 @@ from devices.identity import (
     MrzAccess,
     PhotoStatus,
 )
-from devices.sim import SimIdCardReader, SimSmartCardReader
-from flows.identify import IdAction, IdentifyFlow, IdentifySettings, IdProblem, IdStep
+from devices.sim import SimCamera, SimIdCardReader, SimSmartCardReader
+from flows.identify import (
+    CAMERA_MRZ_REFUSED,
+    IdAction,
+    IdentifyFlow,
+    IdentifySettings,
+    IdProblem,
+    IdStep,
+)
 from flows.ports import ApplicationStatus, ApplicationSummary
 from flows.query import QueryFlow, QueryStep
 from tests.fakes import TODAY, FakeBackOffice, ListAudit
@@ -220,3 +229,87 @@ def test_lookup_before_identification_does_nothing():
                       session_id="sess-1")
     query.lookup()
     assert rig.backoffice.calls == []
+
+
+# -- the MRZ read by the camera -----------------------------------------------------------------
+
+SPECIMEN = Mrz(format="TD3", document_code="P", issuing_state="UTO", surname="ERIKSSON",
+               given_names="ANNA MARIA", document_number="L898902C3", nationality="UTO",
+               birth_date="740812", sex="F", expiry_date="340415", optional_data="ZE184226B")
+PASSPORT_MRZ = format_mrz(SPECIMEN)
+# A misread whose check digits still pass (OCR can land on another valid date).
+WRONG_MRZ = format_mrz(replace(SPECIMEN, expiry_date="350415"))
+DATA_PAGE = np.full((48, 64, 3), 30, np.uint8)  # what the fake OCR "sees" as the data page
+
+
+class CameraRig(Rig):
+    def __init__(self, mrz_text: str) -> None:
+        super().__init__()
+        self.camera = SimCamera(width=64, height=48, fps=50)
+        self.ocr_calls = 0
+
+        def read_mrz(image: np.ndarray) -> str | None:
+            self.ocr_calls += 1
+            return mrz_text if int(image[0, 0, 0]) == 30 else None
+
+        self.flow = IdentifyFlow(id_card=self.id_card, smart_card=self.smart_card,
+                                 audit=self.audit, session_id="sess-1", today=lambda: TODAY,
+                                 settings=IdentifySettings(read_timeout_s=3,
+                                                           mrz_scan_timeout_s=5),
+                                 camera=self.camera, read_mrz=read_mrz)
+        self.flow.on_change(lambda v: self.steps.append(v.step))
+
+
+def test_the_camera_reads_the_mrz_and_the_chip_opens():
+    rig = CameraRig(PASSPORT_MRZ)
+    rig.smart_card.insert(PASSPORT, PASSPORT_ACCESS)
+    rig.flow.use_passport()
+    assert rig.flow.view.camera_mrz  # the screen shows the preview next to the keypad
+    rig.later(0.2, rig.camera.show_image, DATA_PAGE)
+    rig.flow.scan_mrz()
+    assert rig.flow.view.step is IdStep.IDENTIFIED
+    assert rig.ocr_calls > 1  # it looked at frames before the page was shown
+    assert [row[0] for row in rig.audit.rows].count("identify.mrz_from_camera") == 1
+    rig.camera.close()
+
+
+def test_a_camera_reading_the_chip_refuses_is_tried_once_then_the_citizen_types():
+    rig = CameraRig(WRONG_MRZ)
+    rig.smart_card.insert(PASSPORT, PASSPORT_ACCESS)
+    rig.camera.show_image(DATA_PAGE)
+    rig.flow.use_passport()
+    rig.flow.scan_mrz()
+    view = rig.flow.view
+    assert (view.step, view.detail) == (IdStep.ENTER_MRZ, CAMERA_MRZ_REFUSED)
+    assert not view.camera_mrz  # the preview is gone: typing only
+    calls = rig.ocr_calls
+    rig.flow.scan_mrz()  # the UI asking again does not bring the camera back
+    assert rig.ocr_calls == calls and rig.flow.view.step is IdStep.ENTER_MRZ
+    rig.flow.submit_mrz("L898902C3", "740812", "340415")
+    assert rig.flow.view.step is IdStep.IDENTIFIED
+    rig.camera.close()
+
+
+def test_typing_stops_the_camera_and_wipe_restores_it_for_the_next_citizen():
+    rig = CameraRig(PASSPORT_MRZ)
+    rig.smart_card.insert(PASSPORT, PASSPORT_ACCESS)
+    rig.flow.use_passport()
+    scanner = threading.Thread(target=rig.flow.scan_mrz)
+    scanner.start()
+    rig.flow.submit_mrz("L898902C3", "740812", "340415")
+    scanner.join(2)
+    assert not scanner.is_alive()
+    assert rig.flow.view.step is IdStep.IDENTIFIED
+    assert "identify.mrz_from_camera" not in [row[0] for row in rig.audit.rows]
+    rig.flow.wipe()
+    rig.flow.use_passport()
+    assert rig.flow.view.camera_mrz
+    rig.camera.close()
+
+
+def test_no_camera_preview_when_the_camera_is_down():
+    rig = CameraRig(PASSPORT_MRZ)
+    rig.camera.drop()
+    rig.flow.use_passport()
+    assert rig.flow.view.step is IdStep.ENTER_MRZ and not rig.flow.view.camera_mrz
+    rig.camera.close()
