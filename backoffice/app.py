@@ -20,16 +20,24 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backoffice import API_PREFIX, __version__, models
+from backoffice.appointment_codes import (
+    SigningKey,
+    demo_signing_key,
+    fields_for_appointment,
+    issue_code,
+)
 from backoffice.db import DEFAULT_DATABASE_URL, SessionFactory, init_schema, make_engine
 from backoffice.schemas import (
     CODE_PATTERN,
     ID_PATTERN,
+    ApiModel,
     ApplicationSearch,
     ApplicationStatus,
     ApplicationSummary,
@@ -166,6 +174,19 @@ def _idempotent(session: Session, settings: Settings, scope: str, key: str,
 
 # --- domain helpers --------------------------------------------------------------------------
 
+def _find_appointment(session: Session, ref: str, *, for_update: bool = False,
+                      ) -> models.Appointment:
+    """The appointment whose code is ``ref`` or, failing that, whose id is: a kiosk that
+    verified a signed code checks in by the id the code carries. Seeds never let a code equal
+    another appointment's id (backoffice/seed.py), so the two cannot be confused here."""
+    for column in (models.Appointment.code, models.Appointment.id):
+        query = select(models.Appointment).where(column == ref)
+        appt = session.scalar(query.with_for_update() if for_update else query)
+        if appt is not None:
+            return appt
+    raise ApiError(404, "appointment_not_found", "No appointment has this code.")
+
+
 def _centre_or_404(session: Session, centre_id: str) -> models.Centre:
     centre = session.get(models.Centre, centre_id)
     if centre is None:
@@ -252,16 +273,26 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return _error_response(422, "invalid_request", summary or "The request is not valid.")
 
 
+class SignedCode(ApiModel):
+    """A signed QR appointment code (docs/appointment-code.md) for the booking confirmation."""
+
+    qr_text: str = Field(description="The text to put in the QR code: ZZ1: + base45.",
+                         examples=["ZZ1:Y56IB0/50:O00$CX1E0..."])
+    key_id: str = Field(description="The key it is signed with; kiosks list its public key.")
+    expires_at: AwareDatetime = Field(description="After this no kiosk accepts it.")
+
+
 # --- the application -------------------------------------------------------------------------
 
 def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFAULT_TIMEZONE,
                seed: dict[str, Any] | str | FsPath | None = None, reset: bool = False,
-               clock: Clock | None = None) -> FastAPI:
+               clock: Clock | None = None, signing_key: SigningKey | None = None) -> FastAPI:
     """Build the back office on ``database_url``: creates the schema (dropping it first when
     ``reset``) and loads ``seed`` (a seed dict or a JSON file path) if given.
 
     ``timezone`` is where "today" is decided (appointment day, ticket numbering); ``clock``
-    returns the current aware datetime and exists for tests.
+    returns the current aware datetime and exists for tests. ``signing_key`` signs the
+    appointment codes it issues; without one it signs with the published demo key.
     """
     settings = Settings(timezone, clock or _utc_now)
     engine = make_engine(database_url)
@@ -291,6 +322,7 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.signing_key = signing_key or demo_signing_key()
     app.state.engine = engine
 
     @app.exception_handler(ApiError)
@@ -328,13 +360,26 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
              response_model=Appointment, summary="Look up an appointment by its QR code",
              responses=_errors((404, "appointment_not_found"), (422, "malformed_code")))
     def get_appointment(code: AppointmentCode, session: SessionDep) -> Appointment:
-        appt = session.scalar(select(models.Appointment).where(models.Appointment.code == code))
-        if appt is None:
-            raise ApiError(404, "appointment_not_found", "No appointment has this code.")
-        return _appointment_out(session, appt)
+        return _appointment_out(session, _find_appointment(session, code))
+
+    @app.get(f"{API_PREFIX}/appointments/{{code}}/signed-code", tags=["appointments"],
+             response_model=SignedCode,
+             summary="The signed QR code of an appointment, as the booking system sends it",
+             responses=_errors((404, "appointment_not_found"), (422, "cancelled, malformed_code")))
+    def signed_code(code: AppointmentCode, session: SessionDep,
+                    settings: SettingsDep) -> SignedCode:
+        appt = _find_appointment(session, code)
+        if appt.status == AppointmentStatus.cancelled:
+            raise ApiError(422, "cancelled", "This appointment was cancelled.")
+        key: SigningKey = app.state.signing_key
+        fields = fields_for_appointment(session, appt, settings.tz)
+        return SignedCode(qr_text=issue_code(fields, key), key_id=key.key_id,
+                          expires_at=fields.expires_at)
 
     @app.post(f"{API_PREFIX}/appointments/{{code}}/check-in", tags=["appointments"],
-              response_model=TicketAnswer, summary="Check in and get a queue ticket",
+              response_model=TicketAnswer,
+              summary="Check in and get a queue ticket (by the code, or by the appointment id "
+                      "a verified signed code carries)",
               responses=_errors(
                   (400, "idempotency_key_required / malformed_idempotency_key"),
                   (404, "appointment_not_found"),
@@ -344,10 +389,7 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
     def check_in(code: AppointmentCode, body: CheckInRequest, idempotency_key: IdempotencyKey,
                  session: SessionDep, settings: SettingsDep) -> JSONResponse:
         def produce() -> tuple[int, dict[str, Any]]:
-            appt = session.scalar(select(models.Appointment)
-                                  .where(models.Appointment.code == code).with_for_update())
-            if appt is None:
-                raise ApiError(404, "appointment_not_found", "No appointment has this code.")
+            appt = _find_appointment(session, code, for_update=True)
             if appt.status == AppointmentStatus.cancelled:
                 raise ApiError(422, "cancelled", "This appointment was cancelled.")
             if appt.status == AppointmentStatus.checked_in:

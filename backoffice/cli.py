@@ -1,28 +1,48 @@
-"""``kiosk-backoffice``: run the reference back office under uvicorn.
+"""``kiosk-backoffice``: run the reference back office under uvicorn, or work with its
+signed appointment codes.
 
     kiosk-backoffice [--host 127.0.0.1] [--port 8765] [--db sqlite:///var/backoffice.db]
-                     [--seed PATH] [--reset] [--timezone Asia/Shanghai]
+                     [--seed PATH] [--reset] [--timezone Asia/Shanghai] [--signing-key FILE]
+    kiosk-backoffice issue-code ...     print a signed appointment code, for testers
+    kiosk-backoffice public-key ...     print the [appointment_codes.keys] line for kiosks
 
-Problems the operator can fix (port taken, bad seed file, unknown timezone) end in one line on
-stderr and exit status 2, without a traceback.
+Problems the operator can fix (port taken, bad seed file, unknown timezone, a signing key
+others can read) end in one line on stderr and exit status 2, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import errno
 import logging
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from backoffice import __version__
+from backoffice import __version__, models
 from backoffice.app import DEFAULT_TIMEZONE, create_app
-from backoffice.db import DEFAULT_DATABASE_URL
+from backoffice.appointment_codes import (
+    DEMO_KEY_ID,
+    CodeFields,
+    SigningKey,
+    SigningKeyError,
+    demo_signing_key,
+    end_of_day,
+    fields_for_appointment,
+    issue_code,
+    load_or_create_signing_key,
+    mask_holder,
+)
+from backoffice.db import DEFAULT_DATABASE_URL, SessionFactory, make_engine, sqlite_file_path
 from backoffice.seed import SeedError
 
 PROG = "kiosk-backoffice"
@@ -43,8 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where 'today' is decided (default {DEFAULT_TIMEZONE})")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
+    _signing_key_option(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _signing_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signing-key", metavar="FILE",
+                        help="Ed25519 key (PEM) that signs appointment codes; created, mode "
+                             "0600, if missing. Default: the published demo key (key id "
+                             f"{DEMO_KEY_ID!r}), which only demo kiosk configs trust")
+
+
+def _signing_key(path: str | None) -> SigningKey:
+    return demo_signing_key() if path is None else load_or_create_signing_key(path)
 
 
 def _fail(message: str) -> int:
@@ -72,6 +104,15 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["issue-code"]:
+        return issue_code_main(argv[1:])
+    if argv[:1] == ["public-key"]:
+        return public_key_main(argv[1:])
+    return serve(argv)
+
+
+def serve(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 0 < args.port < 65536:
         return _fail(f"--port {args.port} is not a TCP port (1-65535)")
@@ -86,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"unknown timezone {args.timezone!r} (try Asia/Shanghai)")
 
     try:
+        signing_key = _signing_key(args.signing_key)
+    except SigningKeyError as exc:
+        return _fail(str(exc))
+
+    try:
         sock = _listen(args.host, args.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -97,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        app = create_app(args.db, timezone=args.timezone, seed=args.seed, reset=args.reset)
+        app = create_app(args.db, timezone=args.timezone, seed=args.seed, reset=args.reset,
+                         signing_key=signing_key)
     except SeedError as exc:
         sock.close()
         return _fail(str(exc))
@@ -115,6 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = uvicorn.Server(config)
     print(f"{PROG}: serving on http://{args.host}:{args.port}/api/v1 (database {shown_db})",
           file=sys.stderr, flush=True)
+    if signing_key.key_id == DEMO_KEY_ID:
+        print(f"{PROG}: appointment codes are signed with the published demo key; pass "
+              "--signing-key FILE for codes only your kiosks trust", file=sys.stderr, flush=True)
+    else:
+        print(f"{PROG}: appointment codes are signed with key {signing_key.key_id}; kiosks "
+              f"trust it with: {PROG} public-key --signing-key {args.signing_key}",
+              file=sys.stderr, flush=True)
     try:
         server.run(sockets=[sock])
     finally:
@@ -124,3 +178,181 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- public-key -------------------------------------------------------------------------------
+
+def public_key_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} public-key",
+        description="Print the TOML that makes a kiosk trust the codes this key signs.")
+    _signing_key_option(parser)
+    args = parser.parse_args(argv)
+    try:
+        key = _signing_key(args.signing_key)
+    except SigningKeyError as exc:
+        return _fail(str(exc))
+    sys.stdout.write(key.kiosk_config())
+    return 0
+
+
+# --- issue-code -------------------------------------------------------------------------------
+
+def build_issue_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} issue-code",
+        description="Print a signed appointment code (docs/appointment-code.md) for testers: "
+                    "from the fields given, or for an appointment stored in the back office "
+                    "(--appointment), the given fields overriding its own.",
+        epilog="Examples: issue-code --appointment APT-DEMO-0001 --slot now --png code.png; "
+               "issue-code --appointment-id X1 --expired; "
+               "issue-code --appointment-id X2 --centre 530111-01")
+    _signing_key_option(parser)
+    stored = parser.add_argument_group("from a stored appointment")
+    stored.add_argument("--appointment", metavar="CODE_OR_ID",
+                        help="an appointment in the back-office database")
+    stored.add_argument("--db", default=DEFAULT_DATABASE_URL, metavar="URL",
+                        help=f"its database (default {DEFAULT_DATABASE_URL})")
+    fields = parser.add_argument_group("fields (each overrides the stored appointment's)")
+    fields.add_argument("--appointment-id", help="required without --appointment")
+    fields.add_argument("--centre", help="service centre id (default 530102-01, the demo's)")
+    fields.add_argument("--item", help="service item code, 事项编码 (default SB001)")
+    fields.add_argument("--service-name", help="事项名称 shown on the kiosk")
+    fields.add_argument("--date", help="YYYY-MM-DD, today, tomorrow or yesterday "
+                                       "(default today)")
+    fields.add_argument("--slot", help="HH:MM-HH:MM, or 'now' for a half hour from the current "
+                                       "quarter (default now)")
+    fields.add_argument("--place", help='window/area hint, e.g. "二楼 B区 5号窗"')
+    fields.add_argument("--holder", help="a name; only its masked form goes in the code")
+    when = fields.add_mutually_exclusive_group()
+    when.add_argument("--expires", metavar="DATETIME",
+                      help="ISO 8601; without an offset, in --timezone (default: the end of "
+                           "the appointment's day)")
+    when.add_argument("--expired", action="store_true",
+                      help="expired a minute ago: the kiosk says 'expired'")
+    when.add_argument("--too-early", action="store_true",
+                      help="for tomorrow: the kiosk says 'too early'")
+    parser.add_argument("--forge", action="store_true",
+                        help="sign with a throwaway key under the real key's id: the kiosk "
+                             "says 'forged'")
+    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE,
+                        help=f"the centre's zone (default {DEFAULT_TIMEZONE})")
+    parser.add_argument("--png", metavar="FILE", help="also write the QR code as a PNG")
+    return parser
+
+
+class _Usage(ValueError):
+    """A field the tester gave cannot be used; the message says which and why."""
+
+
+def _parse_date(text: str, today: dt.date) -> dt.date:
+    named = {"today": 0, "tomorrow": 1, "yesterday": -1}
+    if text in named:
+        return today + dt.timedelta(days=named[text])
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise _Usage(f"--date {text!r} is not YYYY-MM-DD, today, tomorrow or yesterday") \
+            from None
+
+
+def _parse_slot(text: str, now: dt.datetime) -> tuple[dt.time, dt.time]:
+    if text == "now":
+        start = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+        end = min(start + dt.timedelta(minutes=30),
+                  start.replace(hour=23, minute=59))
+        return start.time(), end.time()
+    try:
+        first, last = text.split("-")
+        return dt.time.fromisoformat(first), dt.time.fromisoformat(last)
+    except ValueError:
+        raise _Usage(f"--slot {text!r} is not HH:MM-HH:MM or now") from None
+
+
+def _parse_expiry(text: str, tz: ZoneInfo) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _Usage(f"--expires {text!r} is not an ISO 8601 date and time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def _stored_fields(db_url: str, ref: str, tz: ZoneInfo) -> CodeFields:
+    path = sqlite_file_path(db_url)
+    if path is not None and not path.exists():
+        # Connecting would create an empty database and then report a missing table.
+        raise _Usage(f"no back-office database at {path} (start the back office once, or "
+                     "pass --db)")
+    factory = SessionFactory(make_engine(db_url))
+    try:
+        with factory.session() as session:
+            for column in (models.Appointment.code, models.Appointment.id):
+                appt = session.scalar(select(models.Appointment).where(column == ref))
+                if appt is not None:
+                    return fields_for_appointment(session, appt, tz)
+    finally:
+        factory.engine.dispose()
+    raise _Usage(f"no appointment {ref!r} in the database")
+
+
+def code_fields(args: argparse.Namespace, now: dt.datetime) -> CodeFields:
+    """The fields of the code ``args`` describe; ``now`` is aware, in the centre's zone."""
+    tz = ZoneInfo(args.timezone)
+    today = now.date()
+    if args.appointment:
+        base = _stored_fields(args.db, args.appointment, tz)
+    elif args.appointment_id:
+        start, end = _parse_slot("now", now)
+        base = CodeFields(appointment_id=args.appointment_id, centre_id="530102-01",
+                          service_item_code="SB001", date=today, slot_start=start,
+                          slot_end=end, expires_at=end_of_day(today, tz))
+    else:
+        raise _Usage("give --appointment CODE (a stored appointment) or --appointment-id ID")
+    changes: dict[str, object] = {}
+    for option, name in (("appointment_id", "appointment_id"), ("centre", "centre_id"),
+                         ("item", "service_item_code"), ("service_name", "service_name"),
+                         ("place", "place")):
+        if getattr(args, option) is not None:
+            changes[name] = getattr(args, option)
+    if args.holder is not None:
+        changes["holder"] = mask_holder(args.holder)
+    if args.slot is not None:
+        changes["slot_start"], changes["slot_end"] = _parse_slot(args.slot, now)
+    date = base.date
+    if args.date is not None:
+        date = _parse_date(args.date, today)
+    if args.too_early:
+        date = today + dt.timedelta(days=1)
+    if date != base.date:
+        changes["date"] = date
+        changes["expires_at"] = end_of_day(date, tz)
+    if args.expires is not None:
+        changes["expires_at"] = _parse_expiry(args.expires, tz)
+    if args.expired:
+        changes["expires_at"] = now - dt.timedelta(minutes=1)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def issue_code_main(argv: Sequence[str], now: dt.datetime | None = None) -> int:
+    args = build_issue_parser().parse_args(argv)
+    try:
+        tz = ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return _fail(f"unknown timezone {args.timezone!r} (try Asia/Shanghai)")
+    try:
+        key = _signing_key(args.signing_key)
+        fields = code_fields(args, (now or dt.datetime.now(tz)).astimezone(tz))
+        if args.forge:
+            key = SigningKey(key.key_id, Ed25519PrivateKey.generate())
+        text = issue_code(fields, key)
+    except (SigningKeyError, _Usage, ValueError) as exc:
+        return _fail(str(exc))
+    except SQLAlchemyError as exc:
+        return _fail(f"database: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+    print(text, flush=True)
+    if args.png:
+        import segno  # here: only this option needs it
+
+        segno.make(text, error="m", micro=False).save(args.png, scale=6, border=4)
+        print(f"{PROG}: wrote {Path(args.png)}", file=sys.stderr, flush=True)
+    return 0

@@ -20,6 +20,11 @@ from sqlalchemy.orm import Session
 from backoffice import models
 from backoffice.schemas import SeedFile
 
+# A check-in names an appointment by its code or, from a signed QR code, by its id
+# (backoffice/app.py): a code that is another appointment's id would check that one in.
+_CODE_IS_OTHER_ID = ("appointment {code}: its code or id is the id or code of another "
+                     "appointment")
+
 
 class SeedError(ValueError):
     """The seed data is not valid; the message says where."""
@@ -75,7 +80,10 @@ def _check_references(seed: SeedFile) -> None:
                                 f"ticket category {item.category_code!r}")
             items.add((centre.id, item.code))
     centre_ids = {c.id for c in seed.centres}
+    ids = {a.appointment_id for a in seed.appointments}
     for appt in seed.appointments:
+        if appt.code in ids and appt.code != appt.appointment_id:
+            raise SeedError(_CODE_IS_OTHER_ID.format(code=appt.code))
         if appt.centre_id not in centre_ids:
             raise SeedError(f"appointment {appt.code} names unknown centre {appt.centre_id!r}")
         if (appt.centre_id, appt.service_item_code) not in items:
@@ -126,6 +134,8 @@ def load_seed(session: Session, data: dict[str, Any], today: dt.date) -> SeedRes
     for appt in seed.appointments:
         if appt.code in existing_codes or appt.appointment_id in existing_ids:
             continue
+        if appt.code in existing_ids or appt.appointment_id in existing_codes:
+            raise SeedError(_CODE_IS_OTHER_ID.format(code=appt.code))
         session.add(models.Appointment(
             id=appt.appointment_id, code=appt.code, centre_id=appt.centre_id,
             service_item_code=appt.service_item_code,

@@ -1,6 +1,9 @@
 """预约签到 appointment check-in: scan the booking QR, show the appointment, check in, print
 the queue ticket.
 
+A signed code (``ZZ1:``) is verified offline and shown straight from its content; only the
+check-in itself goes to the back office. An unsigned code is looked up there first.
+
 Every way this can go wrong has its own ``Problem`` (its own screen) and its own way back;
 a check-in the back office accepted is never lost to a printer fault: the ticket number stays
 on the screen and staff can reprint it.
@@ -11,14 +14,25 @@ from __future__ import annotations
 import enum
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devices.barcode import BarcodeReader
 from devices.contract import Completion, EventKind
 from devices.printer import ReceiptPrinter
-from flows.appointment_code import MalformedCode, parse_appointment_code
+from flows.appointment_code import (
+    CodeRejected,
+    MalformedCode,
+    Rejection,
+    SignedAppointment,
+    check_validity,
+    is_signed_code,
+    parse_appointment_code,
+    verify_signed_code,
+)
 from flows.base import Flow, Translate
 from flows.ports import (
     Appointment,
@@ -53,6 +67,10 @@ class Problem(enum.StrEnum):
     SCAN_TIMEOUT = "scan_timeout"
     SCANNER_FAILED = "scanner_failed"
     MALFORMED_CODE = "malformed_code"
+    FORGED_CODE = "forged_code"  # signed, but the signature does not match
+    UNKNOWN_KEY = "unknown_key"  # signed with a key this kiosk does not trust
+    EXPIRED_CODE = "expired_code"  # past its expiry or its slot (plus the grace)
+    TOO_EARLY = "too_early"  # before its slot (minus the grace)
     UNKNOWN_CODE = "unknown_code"
     OTHER_DAY = "other_day"
     OTHER_CENTRE = "other_centre"
@@ -70,10 +88,25 @@ class Action(enum.StrEnum):
     CALL_STAFF = "call_staff"
 
 
+_REJECTIONS: dict[Rejection, Problem] = {
+    Rejection.MALFORMED: Problem.MALFORMED_CODE,
+    Rejection.FORGED: Problem.FORGED_CODE,
+    Rejection.UNKNOWN_KEY: Problem.UNKNOWN_KEY,
+    Rejection.OTHER_CENTRE: Problem.OTHER_CENTRE,
+    Rejection.EXPIRED: Problem.EXPIRED_CODE,
+    Rejection.TOO_EARLY: Problem.TOO_EARLY,
+}
+
 _ACTIONS: dict[Problem, tuple[Action, ...]] = {
     Problem.SCAN_TIMEOUT: (Action.SCAN_AGAIN, Action.HOME),
     Problem.SCANNER_FAILED: (Action.CALL_STAFF, Action.HOME),
     Problem.MALFORMED_CODE: (Action.SCAN_AGAIN, Action.HOME),
+    # Scanning a forged code again changes nothing; a person has to look at it.
+    Problem.FORGED_CODE: (Action.CALL_STAFF, Action.HOME),
+    # The kiosk lacks a key (a rotation not yet rolled out): the citizen did nothing wrong.
+    Problem.UNKNOWN_KEY: (Action.CALL_STAFF, Action.HOME),
+    Problem.EXPIRED_CODE: (Action.SCAN_AGAIN, Action.HOME),
+    Problem.TOO_EARLY: (Action.SCAN_AGAIN, Action.HOME),
     Problem.UNKNOWN_CODE: (Action.SCAN_AGAIN, Action.HOME),
     Problem.OTHER_DAY: (Action.SCAN_AGAIN, Action.HOME),
     Problem.OTHER_CENTRE: (Action.SCAN_AGAIN, Action.HOME),
@@ -93,6 +126,7 @@ class AppointmentSummary:
     date: date
     slot: str
     applicant: str
+    place: str = ""  # where to go, from a signed code ("二楼 B区 5号窗"); empty if unknown
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,13 @@ class CheckInSettings:
     scan_timeout_s: float = 60.0
     print_timeout_s: float = 20.0
     take_timeout_s: float = 20.0
+    centre_name: str = ""  # what a signed code's appointment shows as its centre
+    # A signed code checks in from its slot's start minus grace_before to its end plus
+    # grace_after (and never after the code's own expiry).
+    grace_before: timedelta = timedelta(minutes=30)
+    grace_after: timedelta = timedelta(minutes=30)
+    # Key id -> Ed25519 public key: whose signatures this kiosk believes.
+    trusted_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
 
 
 class CheckInFlow(Flow[CheckInView]):
@@ -125,9 +166,12 @@ class CheckInFlow(Flow[CheckInView]):
         audit: AuditSink,
         settings: CheckInSettings,
         session_id: str,
-        today: Callable[[], date],
+        now: Callable[[], datetime],
+        today: Callable[[], date] | None = None,
         translate: Translate = lambda s: s,
     ) -> None:
+        """``now`` is aware, in the centre's zone (a signed code's slot is its wall clock);
+        ``today`` defaults to its date."""
         super().__init__(CheckInView(Step.SCAN))
         self.scanner = scanner
         self.printer = printer
@@ -136,10 +180,12 @@ class CheckInFlow(Flow[CheckInView]):
         self.audit = audit
         self.settings = settings
         self.session_id = session_id
-        self.today = today
+        self.now = now
+        self.today = today or (lambda: now().date())
         self._ = translate
         self._code: str | None = None
         self._appointment: Appointment | None = None
+        self._place = ""  # a signed code's window/area hint
         self._ticket: QueueTicket | None = None
         self._checkin_key: str | None = None
         self._print_attempts = 0
@@ -163,6 +209,13 @@ class CheckInFlow(Flow[CheckInView]):
 
     def submit_code(self, payload: str) -> None:
         """A payload from the scanner (or typed on the keypad)."""
+        self._code = self._appointment = None
+        self._place = ""
+        # A new code is a new check-in, not a retry of the last one.
+        self._checkin_key = self._retry = None
+        if is_signed_code(payload):
+            self._submit_signed(payload)
+            return
         try:
             code = parse_appointment_code(payload)
         except MalformedCode as bad:
@@ -170,6 +223,39 @@ class CheckInFlow(Flow[CheckInView]):
             return
         self._code = code
         self._lookup()
+
+    def _submit_signed(self, payload: str) -> None:
+        """Verify offline and show the appointment from the code itself: no network call."""
+        settings = self.settings
+        try:
+            signed = verify_signed_code(payload, settings.trusted_keys)
+            check_validity(signed, centre_id=settings.centre_id, now=self.now(),
+                           grace_before=settings.grace_before, grace_after=settings.grace_after)
+        except CodeRejected as rejected:
+            self._fail(_REJECTIONS[rejected.reason], rejected.detail)
+            return
+        if self.used_codes.is_used(signed.appointment_id):
+            self._fail(Problem.ALREADY_USED)
+            return
+        self.audit.record("checkin.code_verified", session_id=self.session_id,
+                          detail={"appointment_id": signed.appointment_id,
+                                  "key_id": signed.key_id})
+        self._code = signed.appointment_id
+        self._appointment = self._from_signed(signed)
+        self._place = signed.place
+        self._show(CheckInView(Step.CONFIRM, appointment=self._summary(self._appointment),
+                               actions=(Action.HOME,)))
+
+    def _from_signed(self, signed: SignedAppointment) -> Appointment:
+        # The back office checks a signed code in by its appointment id (it takes an id where
+        # an online code goes), so the id is the code the check-in sends.
+        return Appointment(
+            code=signed.appointment_id, appointment_id=signed.appointment_id,
+            centre_id=signed.centre_id, centre_name=self.settings.centre_name,
+            service_item_code=signed.service_item_code,
+            service_name=signed.service_name or signed.service_item_code, date=signed.date,
+            slot_start=signed.slot_start, slot_end=signed.slot_end,
+            applicant_name=signed.holder, status=AppointmentStatus.BOOKED)
 
     def _lookup(self) -> None:
         assert self._code is not None
@@ -203,11 +289,11 @@ class CheckInFlow(Flow[CheckInView]):
             return Problem.OTHER_DAY, appointment.date.isoformat()
         return None
 
-    @staticmethod
-    def _summary(appointment: Appointment) -> AppointmentSummary:
+    def _summary(self, appointment: Appointment) -> AppointmentSummary:
         slot = f"{appointment.slot_start:%H:%M}–{appointment.slot_end:%H:%M}"
         return AppointmentSummary(appointment.service_name, appointment.centre_name,
-                                  appointment.date, slot, mask_name(appointment.applicant_name))
+                                  appointment.date, slot, mask_name(appointment.applicant_name),
+                                  self._place)
 
     # -- checking in ------------------------------------------------------------------------
     def confirm(self) -> None:
@@ -225,6 +311,10 @@ class CheckInFlow(Flow[CheckInView]):
         except AppointmentAlreadyUsed:
             self._fail(Problem.ALREADY_USED)
             return
+        except AppointmentNotFound:
+            # A signed code for an appointment the back office does not know (or no longer).
+            self._fail(Problem.UNKNOWN_CODE)
+            return
         except AppointmentNotValidHere as refused:
             problem = {"wrong_centre": Problem.OTHER_CENTRE, "not_today": Problem.OTHER_DAY,
                        "cancelled": Problem.APPOINTMENT_CANCELLED}.get(refused.reason)
@@ -234,6 +324,9 @@ class CheckInFlow(Flow[CheckInView]):
             self._unavailable(error, retry=self.confirm)
             return
         self.used_codes.mark_used(appointment.appointment_id, self.session_id)
+        if self._place and not (ticket.floor or ticket.area or ticket.window):
+            # The back office named no place: the code's hint is better than nothing.
+            ticket = replace(ticket, area=self._place)
         self._ticket = ticket
         self.audit.record("checkin.checked_in", session_id=self.session_id,
                           detail={"appointment_id": appointment.appointment_id,
@@ -308,6 +401,7 @@ class CheckInFlow(Flow[CheckInView]):
         """Session end: forget the appointment, the name, the ticket."""
         self.cancel()
         self._code = self._appointment = self._ticket = None
+        self._place = ""
         self._checkin_key = self._retry = None
         with self._lock:
             self._view = CheckInView(Step.CANCELLED)

@@ -224,6 +224,11 @@ class IdentifyFlow(Flow[IdentifyView]):
         self._show(IdentifyView(IdStep.ENTER_MRZ, detail=detail, actions=self._mrz_actions(),
                                 camera_mrz=self._camera_mrz()))
 
+    def stop_mrz_scan(self) -> None:
+        """The camera stops looking (the citizen is typing, or leaving); may come from any
+        thread."""
+        self._stop_scan.set()
+
     def submit_mrz(self, document_number: str, birth_date: str, expiry_date: str) -> None:
         """The three fields typed from the data page (birth and expiry as YYMMDD)."""
         self._stop_scan.set()
@@ -255,7 +260,8 @@ class IdentifyFlow(Flow[IdentifyView]):
         self._stop_scan.clear()
         deadline = time.monotonic() + self.settings.mrz_scan_timeout_s
         last_sequence = -1
-        while not self._stop_scan.is_set() and time.monotonic() < deadline:
+        while (not self._stop_scan.is_set() and time.monotonic() < deadline
+               and self.view.step is IdStep.ENTER_MRZ):
             frame = self.camera.latest_frame()
             if frame is None or frame.sequence == last_sequence:
                 self._stop_scan.wait(0.05)

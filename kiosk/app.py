@@ -63,17 +63,20 @@ class Kiosk:
             device.session_id = None
 
     def checkin_flow(self, session: Session) -> CheckInFlow:
-        t = self.config.timeouts
+        t, codes, kiosk = self.config.timeouts, self.config.appointment_codes, self.config.kiosk
         flow = CheckInFlow(
             scanner=self.devices["barcode"],  # type: ignore[arg-type]
             printer=self.devices["receipt_printer"],  # type: ignore[arg-type]
             backoffice=self.backoffice,
             used_codes=self.used_codes,
             audit=self.audit,
-            settings=CheckInSettings(self.config.kiosk.id, self.config.kiosk.centre_id,
-                                     t.scan_s, t.print_s, t.take_s),
+            settings=CheckInSettings(kiosk.id, kiosk.centre_id, t.scan_s, t.print_s, t.take_s,
+                                     centre_name=kiosk.centre_label,
+                                     grace_before=codes.grace_before,
+                                     grace_after=codes.grace_after,
+                                     trusted_keys=codes.public_keys),
             session_id=session.id,
-            today=self.today,
+            now=self.now,
             translate=self.i18n.gettext,
         )
         flow.busy_listeners.append(self.sessions.device_busy)

@@ -15,12 +15,14 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from flows.appointment_code import KEY_ID, public_key_from_base64
 
 DEVICE_NAMES: tuple[str, ...] = (
     "id_card",
@@ -225,6 +229,45 @@ class TimeoutsSection(_Model):
                                                         "paper before alerting.")
 
 
+def _check_key_id(value: str) -> str:
+    if not KEY_ID.fullmatch(value):
+        raise ValueError(f"key id must be 1..16 of A-Z a-z 0-9 _ - (got {value!r})")
+    return value
+
+
+def _check_public_key(value: str) -> str:
+    public_key_from_base64(value)  # its ValueError says what is wrong
+    return value
+
+
+class AppointmentCodesSection(_Model):
+    """``[appointment_codes]``: whose signed QR appointment codes this kiosk believes, and how
+    long before and after its slot a code checks in (docs/appointment-code.md)."""
+
+    keys: dict[Annotated[str, AfterValidator(_check_key_id)],
+               Annotated[str, AfterValidator(_check_public_key)]] = Field(
+        default_factory=dict,
+        description="Key id -> the booking system's Ed25519 public key (raw 32 bytes, base64). "
+                    "List the old and the new key together while a rotation rolls out; no "
+                    "keys means every signed code is refused.")
+    grace_before_min: int = Field(30, ge=0, le=720, description="Minutes before the slot's "
+                                                                "start a code checks in.")
+    grace_after_min: int = Field(30, ge=0, le=720, description="Minutes after the slot's end "
+                                                               "a code still checks in.")
+
+    @property
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {key_id: public_key_from_base64(text) for key_id, text in self.keys.items()}
+
+    @property
+    def grace_before(self) -> timedelta:
+        return timedelta(minutes=self.grace_before_min)
+
+    @property
+    def grace_after(self) -> timedelta:
+        return timedelta(minutes=self.grace_after_min)
+
+
 class DeviceConfig(_Model):
     """``[devices.<name>]``: which driver runs a device, and that driver's own settings."""
 
@@ -252,6 +295,8 @@ class _ConfigFile(_Model):
     backoffice: BackOfficeSection = Field(description="The back-office API.")
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection,
                                       description="Waiting times.")
+    appointment_codes: AppointmentCodesSection = Field(
+        default_factory=AppointmentCodesSection, description="Signed appointment codes.")
     devices: dict[DeviceName, DeviceConfig] = Field(
         default_factory=dict, description="The devices this kiosk has; a missing table means "
                                           "the kiosk lacks that device.")
@@ -302,6 +347,7 @@ def load_config(path: Path) -> KioskConfig:
         kiosk=parsed.kiosk,
         backoffice=parsed.backoffice,
         timeouts=parsed.timeouts,
+        appointment_codes=parsed.appointment_codes,
         devices=parsed.devices,
         source=path,
     )
@@ -484,6 +530,7 @@ class _KeyLocator:
 
 __all__ = [
     "DEVICE_NAMES",
+    "AppointmentCodesSection",
     "BackOfficeSection",
     "ConfigError",
     "DeviceConfig",

@@ -4,21 +4,44 @@ kiosk's real storage and simulated devices."""
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from devices.sim import SimBarcodeReader, SimReceiptPrinter
+from flows.appointment_code import public_key_from_base64
 from flows.checkin import CheckInFlow, CheckInSettings, Problem, Step
 from kiosk.client import HttpBackOffice
 from kiosk.storage.audit import AuditLog
 from kiosk.storage.db import open_database
 from kiosk.storage.used_codes import UsedCodeStore
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The published demo key: what the test back office signs with (it runs without --signing-key).
+DEMO_PUBLIC_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+
+
+def shanghai_now() -> datetime:
+    return datetime.now(SHANGHAI)
+
 
 def shanghai_today() -> date:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return shanghai_now().date()
+
+
+def during_the_seed_slot() -> datetime:
+    """Today 09:10 at the centre: inside every test appointment's 09:00-09:30 slot."""
+    return datetime.combine(shanghai_today(), time(9, 10), tzinfo=SHANGHAI)
+
+
+def signed_code(backoffice_server, code: str) -> str:
+    answer = httpx.get(f"{backoffice_server.api}/appointments/{code}/signed-code",
+                       timeout=5, trust_env=False)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["qr_text"]
 
 
 @pytest.fixture
@@ -36,13 +59,15 @@ def kiosk_parts(backoffice_server, tmp_path):
     db.close()
 
 
-def make_flow(parts, centre: str, kiosk_id: str = "ZZ-T-1", session: str = "s1") -> CheckInFlow:
+def make_flow(parts, centre: str, kiosk_id: str = "ZZ-T-1", session: str = "s1",
+              now: Callable[[], datetime] = shanghai_now) -> CheckInFlow:
     return CheckInFlow(
         scanner=SimBarcodeReader(), printer=parts["printer"], backoffice=parts["client"],
         used_codes=parts["used"], audit=parts["audit"],
         settings=CheckInSettings(kiosk_id, centre, scan_timeout_s=5, print_timeout_s=5,
-                                 take_timeout_s=0.2),
-        session_id=session, today=shanghai_today)
+                                 take_timeout_s=0.2, centre_name="测试市测试区政务服务中心",
+                                 trusted_keys={"demo": public_key_from_base64(DEMO_PUBLIC_KEY)}),
+        session_id=session, now=now)
 
 
 def test_check_in_prints_the_ticket_the_back_office_issued(backoffice_server, kiosk_parts,
@@ -127,3 +152,71 @@ def test_nothing_personal_reaches_the_kiosk_database(backoffice_server, kiosk_pa
     kiosk_parts["db"].close()
     stored = b"".join(p.read_bytes() for p in kiosk_parts["db"].path.parent.glob("kiosk.db*"))
     assert backoffice_server.applicant_name.encode() not in stored
+
+
+# --- signed codes -----------------------------------------------------------------------------
+
+def test_signed_code_from_the_back_office_checks_in_there(backoffice_server, kiosk_parts,
+                                                          tmp_path):
+    code = backoffice_server.fresh_code()
+    qr_text = signed_code(backoffice_server, code)
+    flow = make_flow(kiosk_parts, backoffice_server.centre_id, now=during_the_seed_slot)
+    threading.Timer(0.05, flow.scanner.show, (qr_text + "\r",)).start()
+    flow.scan()
+    assert flow.view.step is Step.CONFIRM
+    summary = flow.view.appointment
+    assert summary.place in ("二楼 A区 1号窗口", "二楼 B区 2号窗口", "二楼 C区 3号窗口")
+    assert summary.applicant.startswith(backoffice_server.applicant_name[0]) \
+        and backoffice_server.applicant_name not in repr(flow.view)
+    flow.confirm()
+    assert flow.view.step is Step.DONE
+    assert flow.view.ticket.appointment_id == f"ID-{code}"
+    # The back office knows it as checked in: the online code is now refused everywhere...
+    online = make_flow(kiosk_parts, backoffice_server.centre_id)
+    online.submit_code(code)
+    assert online.view.problem is Problem.ALREADY_USED
+    # ...and a second kiosk, which cannot know offline, is refused at check-in.
+    second_db = open_database(tmp_path / "second-kiosk.db")
+    try:
+        other = make_flow({**kiosk_parts, "used": UsedCodeStore(second_db)},
+                          backoffice_server.centre_id, kiosk_id="ZZ-T-2", session="s2",
+                          now=during_the_seed_slot)
+        other.submit_code(qr_text)
+        assert other.view.step is Step.CONFIRM
+        other.confirm()
+        assert other.view.problem is Problem.ALREADY_USED
+    finally:
+        second_db.close()
+    # This kiosk refuses it offline, from its own record.
+    again = make_flow(kiosk_parts, backoffice_server.centre_id, now=during_the_seed_slot)
+    again.submit_code(qr_text)
+    assert again.view.problem is Problem.ALREADY_USED
+
+
+def test_signed_code_for_another_centre_from_real_data(backoffice_server, kiosk_parts):
+    qr_text = signed_code(backoffice_server, backoffice_server.seed_codes["other_centre"])
+    flow = make_flow(kiosk_parts, backoffice_server.centre_id, now=during_the_seed_slot)
+    flow.submit_code(qr_text)
+    assert (flow.view.problem, flow.view.detail) == (Problem.OTHER_CENTRE,
+                                                     backoffice_server.other_centre_id)
+
+
+def test_signed_code_back_office_unreachable_after_verifying_then_back(backoffice_server,
+                                                                       kiosk_parts):
+    from kiosk.launcher import free_port
+
+    code = backoffice_server.fresh_code()
+    qr_text = signed_code(backoffice_server, code)
+    reachable = kiosk_parts["client"]
+    # Nothing listens there: what the kiosk sees while the network or the server is down.
+    kiosk_parts["client"] = HttpBackOffice(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    flow = make_flow(kiosk_parts, backoffice_server.centre_id, now=during_the_seed_slot)
+    flow.submit_code(qr_text)
+    assert flow.view.step is Step.CONFIRM  # verifying needs no back office
+    flow.confirm()
+    assert flow.view.problem is Problem.BACKOFFICE_UNAVAILABLE
+    assert not kiosk_parts["used"].is_used(f"ID-{code}")
+    flow.backoffice = reachable  # the network is back
+    flow.retry()
+    assert flow.view.step is Step.DONE
+    assert kiosk_parts["used"].is_used(f"ID-{code}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from kivy.clock import Clock
@@ -13,7 +13,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from flows.base import Flow
 from flows.checkin import Action, CheckInFlow, CheckInView, Step
-from flows.identify import IdAction, IdentifyFlow, IdentifyView, IdStep
+from flows.identify import CAMERA_MRZ_REFUSED, IdAction, IdentifyFlow, IdentifyView, IdStep
 from flows.query import QueryFlow, QueryStep, QueryView
 from kiosk.services import AppState, ServiceId, app_state
 from kiosk.session import EndReason, Session
@@ -69,6 +69,9 @@ class Controller:
         # that must not wait behind a blocked scan, such as calling staff.
         self._journey = ThreadPoolExecutor(1, thread_name_prefix="journey")
         self._side = ThreadPoolExecutor(1, thread_name_prefix="side")
+        # The camera's MRZ search runs beside the journey, whose thread the keypad needs.
+        self._camera = ThreadPoolExecutor(1, thread_name_prefix="camera")
+        self._mrz_scan: Future[None] | None = None
         self.flow: Flow[Any] | None = None
         self.session: Session | None = None
         self._countdown: int | None = None
@@ -285,12 +288,25 @@ class Controller:
                   "permit card lies flat."), buttons)
             self._show("present", again)
         elif view.step is IdStep.ENTER_MRZ:
-            self.screens["mrz"].render(
-                _, view.detail,
-                lambda number, birth, expiry: self._run(
-                    lambda: flow.submit_mrz(number, birth, expiry)),
-                buttons)
+            if view.detail == CAMERA_MRZ_REFUSED:
+                error = _("The chip did not accept what the camera read. Please type the "
+                          "fields from the photo page.")
+            elif view.detail:
+                # The flow's reason is technical English (which check digit failed); the
+                # citizen needs to know what to look at again.
+                error = _("Please check the number and the dates against the photo page.")
+            else:
+                error = ""
+
+            def submit(number: str, birth: str, expiry: str) -> None:
+                flow.stop_mrz_scan()  # the camera's thread lets go before the typed read
+                self._run(lambda: flow.submit_mrz(number, birth, expiry))
+
+            self.screens["mrz"].render(_, error, submit, buttons,
+                                       camera=flow.camera if view.camera_mrz else None)
             self._show("mrz", again)
+            if view.camera_mrz and (self._mrz_scan is None or self._mrz_scan.done()):
+                self._mrz_scan = self._camera.submit(flow.scan_mrz)
         elif view.step is IdStep.READING:
             self.screens["busy"].render(_("Reading your document. Please do not move it."))
             self._show("busy", again)
@@ -367,3 +383,4 @@ class Controller:
             self.flow.cancel()
         self._journey.shutdown(wait=False, cancel_futures=True)
         self._side.shutdown(wait=False, cancel_futures=True)
+        self._camera.shutdown(wait=False, cancel_futures=True)

@@ -12,9 +12,11 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.scrollview import ScrollView
 
+from devices.camera import Camera
 from flows.identify import IdentitySummary
 from flows.ports import ApplicationSummary
 from kiosk.ui import theme
+from kiosk.ui.camera_preview import CameraPreview
 from kiosk.ui.screens import KioskScreen, QrHint, Tr, _rows
 from kiosk.ui.widgets import KButton, Panel, Text
 
@@ -40,35 +42,64 @@ class PresentDocumentScreen(KioskScreen):
 
 
 class MrzEntryScreen(KioskScreen):
-    """The three fields that open a passport chip, typed on an on-screen keyboard.
+    """The three fields that open a passport chip, typed on an on-screen keyboard, with the
+    camera's picture beside them while the camera looks for the MRZ.
 
     The typed text lives here only until the citizen submits it; the flow checks it."""
 
     FIELDS = ("document_number", "birth_date", "expiry_date")
     _MAX = {"document_number": 9, "birth_date": 6, "expiry_date": 6}
+    _preview: CameraPreview | None = None
 
     def render(self, _: Tr, error: str, on_submit: Callable[[str, str, str], None],
-               buttons: Buttons) -> None:
+               buttons: Buttons, camera: Camera | None = None) -> None:
+        """``error``: what the citizen should look at again, already in their language."""
         self._values = getattr(self, "_values", None) or dict.fromkeys(self.FIELDS, "")
         self._focus = getattr(self, "_focus", self.FIELDS[0])
         self._ = _
         self._error = error
         self._on_submit = on_submit
         self._extra = buttons
+        if camera is None:
+            self._stop_preview()
+        elif self._preview is None or self._preview.camera is not camera:
+            self._stop_preview()
+            self._preview = CameraPreview(camera, size_hint_x=0.4)
         self._draw()
 
     def clear(self) -> None:
-        """Forget what was typed (session end, or a new document)."""
+        """Forget what was typed and the camera's picture (session end, or a new document)."""
         self._values = dict.fromkeys(self.FIELDS, "")
         self._focus = self.FIELDS[0]
+        self._stop_preview()
+
+    def _stop_preview(self) -> None:
+        if self._preview is not None:
+            self._preview.stop()
+            if self._preview.parent is not None:
+                self._preview.parent.remove_widget(self._preview)
+            self._preview = None
 
     def _draw(self) -> None:
         _ = self._
         body = self._reset()
-        body.add_widget(Text(_("Passport or travel permit"), size=60, bold=True,
-                             size_hint_y=None, height=theme.px(90)))
-        body.add_widget(Text(_("Type these from the photo page of your document."), size=38,
-                             size_hint_y=None, height=theme.px(60)))
+        if self._preview is not None:
+            if self._preview.parent is not None:  # the previous drawing's layout
+                self._preview.parent.remove_widget(self._preview)
+            head = BoxLayout(orientation="horizontal", spacing=theme.px(24), size_hint_y=None,
+                             height=theme.px(300))
+            head.add_widget(self._preview)
+            words = BoxLayout(orientation="vertical", size_hint_x=0.6)
+            words.add_widget(Text(_("Passport or travel permit"), size=56, bold=True))
+            words.add_widget(Text(_("Hold the photo page under the camera, or type these from "
+                                    "it."), size=36))
+            head.add_widget(words)
+            body.add_widget(head)
+        else:
+            body.add_widget(Text(_("Passport or travel permit"), size=60, bold=True,
+                                 size_hint_y=None, height=theme.px(90)))
+            body.add_widget(Text(_("Type these from the photo page of your document."), size=38,
+                                 size_hint_y=None, height=theme.px(60)))
         labels = {"document_number": _("Document number"),
                   "birth_date": _("Date of birth (YYMMDD)"),
                   "expiry_date": _("Date of expiry (YYMMDD)")}
@@ -81,10 +112,7 @@ class MrzEntryScreen(KioskScreen):
             fields.add_widget(box)
         body.add_widget(fields)
         if self._error:
-            # The flow's reason is technical English (which check digit failed); the citizen
-            # needs to know what to look at again.
-            body.add_widget(Text(_("Please check the number and the dates against the photo "
-                                   "page."), size=34, color=theme.ORANGE, size_hint_y=None,
+            body.add_widget(Text(self._error, size=34, color=theme.ORANGE, size_hint_y=None,
                                  height=theme.px(50)))
         keys = GridLayout(cols=10, spacing=theme.px(8))
         alphabet = "1234567890" if self._focus != "document_number" \

@@ -160,13 +160,17 @@ class ConfirmScreen(KioskScreen):
         body = self._reset()
         body.add_widget(Text(_("Your appointment"), size=64, bold=True, size_hint_y=None,
                              height=theme.px(100)))
-        _rows(body, [
+        rows = [
             (_("Service"), appointment.service_name),
             (_("Centre"), appointment.centre_name),
             (_("Date"), appointment.date.isoformat()),
             (_("Time"), appointment.slot),
-            (_("Name"), appointment.applicant),
-        ])
+        ]
+        if appointment.applicant:  # a signed code may carry no name at all
+            rows.append((_("Name"), appointment.applicant))
+        if appointment.place:  # only a signed code says where to go before check-in
+            rows.append((_("Where"), appointment.place))
+        _rows(body, rows)
         body.add_widget(self._buttons([
             KButton(_("Back"), on_back, bg=theme.MUTED, ui_id="back"),
             KButton(_("Check in"), on_confirm, bg=theme.GREEN, ui_id="confirm"),

@@ -24,6 +24,25 @@ PROBLEMS: dict[Problem, tuple[str, str]] = {
         N_("This is not an appointment code"),
         N_("Please show the QR code from your booking confirmation."),
     ),
+    Problem.FORGED_CODE: (
+        N_("This code is not genuine"),
+        N_("The code's security check failed: it was changed or not issued by the booking "
+           "service. Please ask staff for help."),
+    ),
+    Problem.UNKNOWN_KEY: (
+        N_("This kiosk cannot check this code yet"),
+        N_("Your code may be fine, but this kiosk does not know its issuer yet. Please ask "
+           "staff to check you in."),
+    ),
+    Problem.EXPIRED_CODE: (
+        N_("This appointment code has expired"),
+        N_("It could be used until {detail}. Please book again, or take a number without an "
+           "appointment."),
+    ),
+    Problem.TOO_EARLY: (
+        N_("It is too early to check in"),
+        N_("Check-in for this appointment opens at {detail}. Please come back then."),
+    ),
     Problem.UNKNOWN_CODE: (
         N_("Appointment not found"),
         N_("We could not find this appointment. Please check the code or book again."),
@@ -34,7 +53,7 @@ PROBLEMS: dict[Problem, tuple[str, str]] = {
     ),
     Problem.OTHER_CENTRE: (
         N_("This appointment is for another service centre"),
-        N_("Your appointment is at {detail}."),
+        N_("It was booked for {detail}. Please go to the centre named in your booking."),
     ),
     Problem.ALREADY_USED: (
         N_("Already checked in"),

@@ -355,6 +355,7 @@ def test_openapi_lists_every_path(backoffice_server):
         "/api/v1/health",
         "/api/v1/appointments/{code}",
         "/api/v1/appointments/{code}/check-in",
+        "/api/v1/appointments/{code}/signed-code",
         "/api/v1/centres",
         "/api/v1/centres/{centre_id}/ticket-categories",
         "/api/v1/queue-tickets",
