@@ -8,8 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The device-layer contract modules: what flows may use of devices/. The MRZ is the text
 # printed on a passport's data page, not a driver: flows parse what the citizen typed with it.
+# devices.vision is image analysis of frames (where the document is, is it sharp), no device.
 CONTRACTS = {"devices", "devices.contract", "devices.identity", "devices.barcode",
-             "devices.camera", "devices.printer", "devices.emrtd.mrz"}
+             "devices.camera", "devices.printer", "devices.emrtd.mrz",
+             "devices.vision"}
 
 
 def imports(path: Path) -> set[str]:

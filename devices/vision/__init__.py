@@ -1,0 +1,1 @@
+"""Image analysis used by flows: not drivers."""
