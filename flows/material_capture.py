@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from devices.camera import Frame
+from devices.camera import Camera, Frame
 from devices.vision.document import PaperKind, warp
 from devices.vision.pages import (
     THUMBNAIL_PX,
@@ -137,6 +138,7 @@ class MaterialCaptureFlow(Flow[MaterialCaptureView]):
         self._latest: tuple[np.ndarray, Assessment] | None = None
         self._problem: CaptureProblem | None = None
         self._result: MaterialResult | None = None
+        self._stop_watching = threading.Event()
 
     @property
     def result(self) -> MaterialResult | None:
@@ -192,6 +194,31 @@ class MaterialCaptureFlow(Flow[MaterialCaptureView]):
             outline=outline, steady=self._auto.progress,
             waiting_for_new_page=self._auto.waiting_for_new_page,
             problem=self._problem, actions=actions))
+
+    def watch(self, camera: Camera, timeout_s: float) -> None:
+        """Feed the camera's newest frames to ``on_frame`` until the material is done, the
+        citizen leaves (``stop_watching``/``cancel``) or ``timeout_s`` passes. Blocks: the UI
+        runs it on a worker. Frames come from ``latest_frame``, so a slow analysis skips frames
+        and never holds back the preview."""
+        self._stop_watching.clear()
+        deadline = time.monotonic() + timeout_s
+        last_sequence = -1
+        while (not self._stop_watching.is_set() and time.monotonic() < deadline
+               and self.view.step in (CaptureStep.AIMING, CaptureStep.REVIEW)):
+            frame = camera.latest_frame()
+            if (frame is None or frame.sequence == last_sequence
+                    or self.view.step is not CaptureStep.AIMING):
+                self._stop_watching.wait(0.03)
+                continue
+            last_sequence = frame.sequence
+            self.on_frame(frame)
+
+    def stop_watching(self) -> None:
+        self._stop_watching.set()
+
+    def cancel(self) -> None:
+        self._stop_watching.set()
+        super().cancel()
 
     # -- capturing ------------------------------------------------------------------------
     def capture_now(self) -> bool:
@@ -286,6 +313,7 @@ class MaterialCaptureFlow(Flow[MaterialCaptureView]):
 
     def wipe(self) -> None:
         """Session end: every image, page and PDF this flow holds is dropped."""
+        self.cancel()
         with self._work:
             self._pages.clear()
             self._latest = None

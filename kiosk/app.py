@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numpy as np
+
+from devices.camera import Camera
 from devices.contract import Device, DeviceStatus, Event, EventKind
 from devices.identity import IdentityReader
 from flows.checkin import CheckInFlow, CheckInSettings
@@ -87,6 +90,10 @@ class Kiosk:
         device = self.devices.get(name)
         return device if isinstance(device, IdentityReader) else None
 
+    def _camera(self) -> Camera | None:
+        device = self.devices.get("camera")
+        return device if isinstance(device, Camera) else None
+
     def identify_flow(self, session: Session) -> IdentifyFlow:
         flow = IdentifyFlow(
             id_card=self._identity_reader("id_card"),
@@ -95,6 +102,8 @@ class Kiosk:
             session_id=session.id,
             today=self.today,
             settings=IdentifySettings(self.config.timeouts.read_id_s),
+            camera=self._camera(),
+            read_mrz=_read_mrz_text,
         )
         flow.busy_listeners.append(self.sessions.device_busy)
         session.on_end(flow.wipe)
@@ -145,6 +154,13 @@ def _audit_events(audit: AuditLog) -> Callable[[Event], None]:
                      device_id=event.device_id, detail=detail)
 
     return record
+
+
+def _read_mrz_text(image: np.ndarray) -> str | None:
+    # Imported on first use: OpenCV and Tesseract stay out of the kiosk's start-up.
+    from devices.vision.mrz_ocr import read_mrz_text
+
+    return read_mrz_text(image)
 
 
 def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Kiosk:

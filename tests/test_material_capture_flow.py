@@ -9,13 +9,13 @@ import io
 import re
 import shutil
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from devices.camera import Frame
 from devices.sim.camera import SimCamera
 from devices.sim.document_scenes import SceneVariant, render_scene
 from devices.vision.document import Orientation, PaperKind
@@ -222,27 +222,44 @@ def test_views_hold_no_image_but_the_small_preview():
     assert "bytes)" in repr(flow.result) and "%PDF" not in repr(flow.result)
 
 
-def test_frames_from_the_simulated_camera():
-    """As the UI does it: the newest frame of the camera, handed to the flow."""
+def test_watch_feeds_the_simulated_cameras_newest_frames_until_review():
+    """As the UI does it: ``watch`` on a worker, the camera's newest frames, auto-capture."""
     camera = SimCamera(fps=30.0)
     try:
         camera.show_image(frame(V.WELL_PLACED, PaperKind.PASSPORT, seed=1))
         flow, _, _ = make_flow(Material("M-003", "护照", PaperKind.PASSPORT),
                                auto_capture_frames=3)
-        seen: set[int] = set()
+        fed: list[int] = []
+        on_frame = flow.on_frame
+        flow.on_frame = lambda f: (fed.append(f.sequence), on_frame(f))[1]  # type: ignore
+        watcher = threading.Thread(target=flow.watch, args=(camera, 10.0))
+        watcher.start()
         deadline = time.monotonic() + 10
-        while flow.view.step is CaptureStep.AIMING and time.monotonic() < deadline:
-            latest = camera.latest_frame()
-            if latest is None or latest.sequence in seen:
-                time.sleep(0.01)
-                continue
-            seen.add(latest.sequence)
-            assert isinstance(latest, Frame)
-            flow.on_frame(latest)
+        while flow.view.step is not CaptureStep.REVIEW and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert flow.view.step is CaptureStep.REVIEW
-        assert len(seen) >= 3  # the first may still show the scene before
+        assert len(fed) >= 3 and fed == sorted(set(fed))  # each frame once, in order
+        flow.stop_watching()
+        watcher.join(2)
+        assert not watcher.is_alive()
         result = flow.finish()
         assert result is not None and result.pages[0].width_px == 1476
+    finally:
+        camera.close()
+
+
+def test_cancel_ends_the_watch():
+    camera = SimCamera(fps=30.0)
+    try:
+        camera.show_image(frame(V.NO_DOCUMENT))
+        flow, _, _ = make_flow(CERTIFICATE)
+        watcher = threading.Thread(target=flow.watch, args=(camera, 30.0))
+        watcher.start()
+        time.sleep(0.2)
+        assert flow.view.guidance is Guidance.NO_DOCUMENT
+        flow.cancel()
+        watcher.join(2)
+        assert not watcher.is_alive()
     finally:
         camera.close()
 
