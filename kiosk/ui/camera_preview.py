@@ -2,8 +2,8 @@
 
 It reads ``Camera.latest_frame()`` (a snapshot, never a queued command), so decoding or OCR on
 other threads can never hold the preview back, and a frozen camera shows as a frozen picture
-rather than a growing backlog. An optional outline (the document the camera found, in frame
-pixels) is drawn over the picture, scaled as the picture is.
+rather than a growing backlog. An optional outline (the document the camera found, as shares of
+the frame's width and height) is drawn over the picture, scaled as the picture is.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from kivy.uix.image import Image
 
 from devices.camera import Camera
 
-# Corners of an outline, in frame pixel coordinates (x right, y down, as OpenCV has them).
+# Corners of an outline as shares (0..1) of the frame's width and height, x right and y down
+# as OpenCV has them.
 Outline = Sequence[tuple[float, float]]
 
 PREVIEW_FPS = 30.0
@@ -68,7 +69,8 @@ class CameraPreview(Image):
         left = self.x + (self.width - width * scale) / 2
         bottom = self.y + (self.height - height * scale) / 2
         self._line.points = [v for x, y in corners
-                             for v in (left + x * scale, bottom + (height - y) * scale)]
+                             for v in (left + x * width * scale,
+                                       bottom + (1 - y) * height * scale)]
 
     def stop(self) -> None:
         """Stop drawing and forget the picture: it may show a face or a document."""

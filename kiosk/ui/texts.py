@@ -4,8 +4,10 @@ can check that every problem a flow can report has its own words and way back.""
 from __future__ import annotations
 
 from devices.identity import Authenticity, DocumentType
+from devices.vision.quality import Guidance
 from flows.checkin import Action, Problem, Step
 from flows.identify import IdAction, IdProblem
+from flows.material_capture import CaptureAction, CaptureProblem
 from flows.ports import ApplicationStatus
 from flows.query import QueryProblem
 from kiosk.i18n import N_
@@ -173,4 +175,30 @@ APPLICATION_STATUS: dict[ApplicationStatus, str] = {
 
 QUERY_PROBLEMS: dict[QueryProblem, tuple[str, str]] = {
     QueryProblem.BACKOFFICE_UNAVAILABLE: PROBLEMS[Problem.BACKOFFICE_UNAVAILABLE],
+}
+
+# -- 材料拍照 material capture -------------------------------------------------------------------
+GUIDANCE: dict[Guidance, str] = {
+    Guidance.NO_DOCUMENT: N_("Lay the document flat in the area under the camera"),
+    Guidance.MOVE_FURTHER: N_("Move the document a little further away"),
+    Guidance.CORNER_CUT: N_("A corner is outside the picture: move the document to the middle"),
+    Guidance.MOVE_CLOSER: N_("Move the document closer"),
+    Guidance.TOO_DARK: N_("Too dark: please ask staff to check the light"),
+    Guidance.TOO_MUCH_GLARE: N_("Too much glare: tilt the document a little"),
+    Guidance.HOLD_STILL: N_("Hold still"),
+    Guidance.OK: N_("Good, hold still: taking the photo…"),
+}
+
+CAPTURE_PROBLEMS: dict[CaptureProblem, str] = {
+    CaptureProblem.NO_FRAME: N_("The camera has not shown a picture yet. Please wait a moment."),
+    CaptureProblem.NO_DOCUMENT: N_("No document can be seen. Lay it flat under the camera."),
+    CaptureProblem.NO_PAGES: N_("Please photograph at least one page first."),
+    CaptureProblem.PAGE_LIMIT: N_("This material has no more pages."),
+}
+
+CAPTURE_ACTIONS: dict[CaptureAction, str] = {
+    CaptureAction.CAPTURE: N_("Take photo now"),
+    CaptureAction.RETAKE: N_("Take again"),
+    CaptureAction.ADD_PAGE: N_("Next page"),
+    CaptureAction.FINISH: N_("Done"),
 }

@@ -1,0 +1,32 @@
+"""Every state a flow can show has its own words: a new problem, action or hint without text
+would reach the citizen as a raw code."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+
+from devices.identity import Authenticity, DocumentType
+from devices.vision.quality import Guidance
+from flows.checkin import Action, Problem
+from flows.identify import IdAction, IdProblem
+from flows.material_capture import CaptureAction, CaptureProblem
+from flows.ports import ApplicationStatus
+from flows.query import QueryProblem
+from kiosk.ui import texts
+
+TABLES: list[tuple[type[enum.Enum], dict]] = [
+    (Problem, texts.PROBLEMS), (Action, texts.ACTIONS),
+    (IdProblem, texts.ID_PROBLEMS), (IdAction, texts.ID_ACTIONS),
+    (DocumentType, texts.DOCUMENT_TITLES), (Authenticity, texts.AUTHENTICITY),
+    (ApplicationStatus, texts.APPLICATION_STATUS), (QueryProblem, texts.QUERY_PROBLEMS),
+    (Guidance, texts.GUIDANCE), (CaptureProblem, texts.CAPTURE_PROBLEMS),
+    (CaptureAction, texts.CAPTURE_ACTIONS),
+]
+
+
+@pytest.mark.parametrize("members, table", TABLES, ids=[t[0].__name__ for t in TABLES])
+def test_every_member_has_its_text(members, table):
+    assert set(table) == set(members)
+    assert all(table.values())
