@@ -138,6 +138,9 @@ class IdentifySettings:
     read_timeout_s: float = 60.0
     # How long the camera keeps looking for an MRZ; the keypad stays usable afterwards.
     mrz_scan_timeout_s: float = 60.0
+    # A camera reading is used once this many frames gave the same text: an OCR slip that
+    # still passes the check digits rarely repeats on the next frame.
+    mrz_frames_agreeing: int = 2
 
 
 class IdentifyFlow(Flow[IdentifyView]):
@@ -260,6 +263,7 @@ class IdentifyFlow(Flow[IdentifyView]):
         self._stop_scan.clear()
         deadline = time.monotonic() + self.settings.mrz_scan_timeout_s
         last_sequence = -1
+        seen: dict[str, int] = {}
         while (not self._stop_scan.is_set() and time.monotonic() < deadline
                and self.view.step is IdStep.ENTER_MRZ):
             frame = self.camera.latest_frame()
@@ -269,6 +273,9 @@ class IdentifyFlow(Flow[IdentifyView]):
             last_sequence = frame.sequence
             text = self.read_mrz(frame.image)
             if text is None:
+                continue
+            seen[text] = seen.get(text, 0) + 1
+            if seen[text] < self.settings.mrz_frames_agreeing:
                 continue
             if self._stop_scan.is_set() or self.view.step is not IdStep.ENTER_MRZ:
                 return  # the citizen typed or left while OCR ran
