@@ -19,7 +19,7 @@ from flows.ports import BackOffice, BackOfficeError
 from flows.query import QueryFlow
 from kiosk.client import HttpBackOffice
 from kiosk.config import KioskConfig
-from kiosk.drivers import build_device
+from kiosk.drivers import build_device, needs_peer
 from kiosk.i18n import I18n
 from kiosk.services import Availability, evaluate
 from kiosk.session import EndReason, Session, SessionManager
@@ -170,9 +170,11 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     audit = AuditLog(db)
     devices: dict[str, Device] = {}
     try:
-        for name, device_config in config.devices.items():
+        # A device built on another (the camera's QR reader) comes after the one it uses.
+        for name, device_config in sorted(config.devices.items(),
+                                          key=lambda item: needs_peer(*item)):
             if device_config.enabled:
-                devices[name] = build_device(config, name, device_config)
+                devices[name] = build_device(config, name, device_config, devices)
     except Exception:
         for device in devices.values():
             device.close()

@@ -33,7 +33,7 @@ def test_unknown_driver_names_file_line_and_key(tmp_path, capsys):
     assert cli.main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"kiosk: {path}:{line_of(text, 'usb-hid')}: devices.barcode.driver: "
-                   "unknown driver 'usb-hid' (known: sim, serial)")
+                   "unknown driver 'usb-hid' (known: sim, serial, camera)")
 
 
 def test_a_setting_the_driver_does_not_take(tmp_path, capsys):

@@ -107,6 +107,8 @@ class Controller:
 
     def _show(self, name: str, rerender: Callable[[], None]) -> None:
         self._rerender = rerender
+        if self.manager.current != name and self.manager.current in self.screens:
+            self.screens[self.manager.current].hidden()
         self.manager.current = name
 
     def rerender(self) -> None:

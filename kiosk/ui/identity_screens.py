@@ -73,6 +73,9 @@ class MrzEntryScreen(KioskScreen):
         self._focus = self.FIELDS[0]
         self._stop_preview()
 
+    def hidden(self) -> None:
+        self._stop_preview()  # the data page's picture goes with the screen
+
     def _stop_preview(self) -> None:
         if self._preview is not None:
             self._preview.stop()

@@ -69,6 +69,9 @@ class MaterialCaptureScreen(KioskScreen):
         body.add_widget(Text(_("Is the page sharp and complete? {n} page(s) taken.").format(
             n=view.page_count), size=40, size_hint_y=None, height=theme.px(70)))
 
+    def hidden(self) -> None:
+        self._stop_preview()
+
     def _stop_preview(self) -> None:
         if self._preview is not None:
             self._preview.stop()

@@ -32,6 +32,9 @@ class KioskScreen(Screen):
         self.body.clear_widgets()
         return self.body
 
+    def hidden(self) -> None:
+        """Another screen took its place: a screen showing the camera lets go of it here."""
+
     def _buttons(self, buttons: Sequence[KButton]) -> BoxLayout:
         row = BoxLayout(orientation="horizontal", spacing=theme.px(32),
                         size_hint_y=None, height=theme.px(130))

@@ -4,6 +4,7 @@ it visits (docs/screens/, linked from the README)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.ui.harness import UiDriver
@@ -47,6 +48,9 @@ output_dir = "{prints}/a4"
 """
 
 
+BLANK_SCENE = np.full((480, 640, 3), 200, np.uint8)
+
+
 @pytest.fixture(scope="module")
 def ui(backoffice_server, tmp_path_factory):
     from kiosk.app import build_kiosk
@@ -73,6 +77,7 @@ def fresh(ui):
     ui.kiosk.devices["receipt_printer"].refill()
     for reader in ("id_card", "smart_card"):
         ui.kiosk.devices[reader].remove()
+    ui.kiosk.devices["camera"].show_image(BLANK_SCENE)
     ui.kiosk.i18n.set_language("zh_CN")
     ui.wait_screen("attract")
     return ui
@@ -330,3 +335,32 @@ def test_passport_wrong_mrz_then_right(fresh, backoffice_server):
     ui.tap("continue")
     ui.wait_screen("applications")
     assert "没有找到" in ui.text()
+
+
+def test_passport_mrz_read_by_the_camera(fresh, backoffice_server):
+    """The data page held under the camera: the MRZ is read by OCR (Tesseract, for real) from
+    the simulated camera's frames, and the chip opens without typing."""
+    from devices.emrtd.mrz import Mrz
+    from devices.identity import MrzAccess
+    from devices.sim.identity import load_demo_card
+    from devices.sim.mrz_scenes import mrz_scene
+
+    ui = fresh
+    passport, access = load_demo_card("assets/sim/demo-passport.json")
+    assert access == MrzAccess("L898902C3", "740812", "340415")
+    page = mrz_scene(Mrz(format="TD3", document_code="P", issuing_state="UTO",
+                         surname="ERIKSSON", given_names="ANNA MARIA",
+                         document_number="L898902C3", nationality="UTO", birth_date="740812",
+                         sex="F", expiry_date="340415", optional_data="ZE184226B"), seed=2)
+    start_query(ui)
+    ui.tap("use_passport")
+    ui.wait_screen("mrz")
+    ui.kiosk.devices["smart_card"].insert(passport, access)
+    ui.wait_for(lambda: ui.controller.screens["mrz"]._preview is not None, "camera preview")
+    ui.wait_for(lambda: ui.controller.screens["mrz"]._preview.frames_shown > 0, "a frame")
+    ui.screenshot("25-mrz-camera")
+    ui.kiosk.devices["camera"].show_image(page.image)
+    ui.wait_screen("identity", timeout=30)
+    assert "L898*02C3" in ui.text()
+    # The picture of the data page does not linger on the screen that was left.
+    ui.wait_for(lambda: ui.controller.screens["mrz"]._preview is None, "preview stopped")

@@ -1,0 +1,2 @@
+"""Reading QR codes from camera frames: decoder backends, the decoding pipeline, and a
+barcode reader backed by a camera."""
