@@ -94,6 +94,13 @@ class Kiosk:
         device = self.devices.get("camera")
         return device if isinstance(device, Camera) else None
 
+    def scanner_camera(self) -> Camera | None:
+        """The camera, when it is what reads QR codes: its picture belongs on the scan screen."""
+        scanner = self.config.devices.get("barcode")
+        if scanner is None or not needs_peer("barcode", scanner):
+            return None
+        return self._camera()
+
     def identify_flow(self, session: Session) -> IdentifyFlow:
         flow = IdentifyFlow(
             id_card=self._identity_reader("id_card"),

@@ -74,6 +74,7 @@ def test_a_recorded_code_checks_the_citizen_in(backoffice_server, tmp_path):
         scanner = kiosk.devices["barcode"]
         assert isinstance(scanner, CameraQrReader)
         assert scanner.camera is kiosk.devices["camera"]
+        assert kiosk.scanner_camera() is kiosk.devices["camera"]  # the scan screen shows it
         session = kiosk.sessions.start()
         flow = kiosk.checkin_flow(session)
         flow.now = during_the_seed_slot

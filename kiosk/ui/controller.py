@@ -196,7 +196,8 @@ class Controller:
             return  # a late update from a journey the citizen already left
         _ = self._
         if view.step is Step.SCAN:
-            self.screens["scan"].render(_, on_back=self.leave_journey)
+            self.screens["scan"].render(_, on_back=self.leave_journey,
+                                        camera=self.kiosk.scanner_camera())
             self._show("scan", lambda: self.render_checkin(flow, flow.view))
         elif view.step in texts.BUSY:
             self.screens["busy"].render(_(texts.BUSY[view.step]))

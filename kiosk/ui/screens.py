@@ -10,10 +10,12 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
+from devices.camera import Camera
 from flows.checkin import AppointmentSummary
 from flows.ports import QueueTicket
 from kiosk.services import Availability
 from kiosk.ui import theme
+from kiosk.ui.camera_preview import CameraPreview
 from kiosk.ui.widgets import KButton, Panel, Text
 
 Tr = Callable[[str], str]
@@ -103,15 +105,34 @@ class HomeScreen(KioskScreen):
 
 
 class ScanScreen(KioskScreen):
-    def render(self, _: Tr, on_back: Callable[[], None]) -> None:
+    """扫码: the hardware scanner's hint picture, or the camera's live picture when the camera
+    is the scanner, so the citizen sees where to hold the phone."""
+
+    _preview: CameraPreview | None = None
+
+    def render(self, _: Tr, on_back: Callable[[], None], camera: Camera | None = None) -> None:
         body = self._reset()
         body.add_widget(Text(_("Scan your appointment QR code"), size=64, bold=True,
                              size_hint_y=None, height=theme.px(110)))
-        body.add_widget(Text(_("Hold the QR code from your booking (WeChat or app) under the "
-                               "scanner below the screen."), size=44))
-        body.add_widget(QrHint(size_hint_y=1.2))
+        if camera is None:
+            self.hidden()
+            body.add_widget(Text(_("Hold the QR code from your booking (WeChat or app) under "
+                                   "the scanner below the screen."), size=44))
+            body.add_widget(QrHint(size_hint_y=1.2))
+        else:
+            if self._preview is None or self._preview.camera is not camera:
+                self.hidden()
+                self._preview = CameraPreview(camera, size_hint_y=1.6)
+            body.add_widget(Text(_("Hold the QR code from your booking (WeChat or app) in "
+                                   "front of the camera, as in the picture."), size=44))
+            body.add_widget(self._preview)
         body.add_widget(self._buttons([KButton(_("Back"), on_back, bg=theme.MUTED,
                                                ui_id="back")]))
+
+    def hidden(self) -> None:
+        if self._preview is not None:
+            self._preview.stop()
+            self._preview = None
 
 
 class QrHint(Widget):
