@@ -89,13 +89,14 @@ class MrzEntryScreen(KioskScreen):
         if self._preview is not None:
             if self._preview.parent is not None:  # the previous drawing's layout
                 self._preview.parent.remove_widget(self._preview)
+            # The keypad keeps its room: the picture only has to show the page is in view.
             head = BoxLayout(orientation="horizontal", spacing=theme.px(24), size_hint_y=None,
-                             height=theme.px(300))
+                             height=theme.px(200))
             head.add_widget(self._preview)
             words = BoxLayout(orientation="vertical", size_hint_x=0.6)
-            words.add_widget(Text(_("Passport or travel permit"), size=56, bold=True))
+            words.add_widget(Text(_("Passport or travel permit"), size=52, bold=True))
             words.add_widget(Text(_("Hold the photo page under the camera, or type these from "
-                                    "it."), size=36))
+                                    "it."), size=34))
             head.add_widget(words)
             body.add_widget(head)
         else:
@@ -107,7 +108,7 @@ class MrzEntryScreen(KioskScreen):
                   "birth_date": _("Date of birth (YYMMDD)"),
                   "expiry_date": _("Date of expiry (YYMMDD)")}
         fields = BoxLayout(orientation="horizontal", spacing=theme.px(24), size_hint_y=None,
-                           height=theme.px(150))
+                           height=theme.px(120 if self._preview is not None else 150))
         for name in self.FIELDS:
             box = KButton(self._values[name] or " ", lambda n=name: self._set_focus(n),
                           subtitle=labels[name], size=48, ui_id=f"field:{name}",
