@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= assets/config/demo.toml
 
-.PHONY: run test bootstrap lint bench translations clean
+.PHONY: run test bootstrap lint bench translations clean verify-units
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -18,6 +18,11 @@ test: bootstrap
 
 lint: bootstrap
 	@$(VENV)/bin/ruff check .
+
+# The appliance's systemd units: systemd-analyze verify and security on a root where
+# systemd/install.sh put them, the health check, the notify/watchdog protocol (no Kivy needed).
+verify-units: bootstrap
+	@$(VENV)/bin/pytest -q -m "not ui" tests/systemd
 
 bench: bootstrap
 	@$(PY) bench/startup.py

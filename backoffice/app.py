@@ -528,4 +528,8 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
                 for i in session.scalars(query.order_by(models.ServiceItem.centre_id,
                                                         models.ServiceItem.code))]
 
+    # Imported here: submissions uses this module's idempotency and error helpers.
+    from backoffice.submissions import router as submissions_router
+
+    app.include_router(submissions_router)
     return app

@@ -11,11 +11,12 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 
@@ -153,7 +154,8 @@ class HelpRequest(Base):
 
 
 class Application(Base):
-    """An application (办件) made at a kiosk or a window, as the progress query sees it."""
+    """An application (办件) made at a kiosk or a window, as the progress query and the staff
+    see it. Applications from a kiosk also carry what the citizen submitted there."""
 
     __tablename__ = "applications"
 
@@ -170,6 +172,49 @@ class Application(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Submitted at a kiosk (None for seeded and window applications):
+    # the number on the kiosk's receipt before the 办件编号 was known; unique across kiosks.
+    local_tracking_number: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                              default=None)
+    kiosk_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    applicant_name: Mapped[str] = mapped_column(String(200), default="")  # personal data
+    form: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # may hold personal data
+    commitment_version: Mapped[str | None] = mapped_column(String(64), default=None)  # 告知承诺
+    commitment_signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # 容缺后补: material codes the applicant will bring later.
+    deferred_materials: Mapped[list[str]] = mapped_column(JSON, default=list)
+    materials: Mapped[list[ApplicationMaterial]] = relationship(
+        back_populates="application", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ApplicationMaterial.position")
+
+
+class ApplicationMaterial(Base):
+    """A material (申请材料) submitted with an application: the file's bytes and what they are."""
+
+    __tablename__ = "application_materials"
+    __table_args__ = (UniqueConstraint("tracking_number", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tracking_number: Mapped[str] = mapped_column(
+        ForeignKey("applications.tracking_number", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    application: Mapped[Application] = relationship(back_populates="materials")
+
+
+class ApplicationCounter(Base):
+    """Last 办件编号 sequence issued per day; bumped inside the submitting transaction, like
+    :class:`TicketCounter`."""
+
+    __tablename__ = "application_counters"
+
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IdempotencyRecord(Base):

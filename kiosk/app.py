@@ -17,10 +17,11 @@ from flows.checkin import CheckInFlow, CheckInSettings
 from flows.identify import IdentifyFlow, IdentifySettings
 from flows.ports import BackOffice, BackOfficeError
 from flows.query import QueryFlow
-from kiosk.client import HttpBackOffice
+from kiosk.client import HttpBackOffice, TlsSettings
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
 from kiosk.i18n import I18n
+from kiosk.outbox import OutboxStore, OutboxWorker, create_key
 from kiosk.services import Availability, evaluate
 from kiosk.session import EndReason, Session, SessionManager
 from kiosk.storage.audit import AuditLog
@@ -39,6 +40,8 @@ class Kiosk:
     backoffice: BackOffice
     sessions: SessionManager
     i18n: I18n
+    outbox: OutboxStore | None = None
+    outbox_worker: OutboxWorker | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -137,6 +140,10 @@ class Kiosk:
 
     def close(self) -> None:
         self.sessions.end(EndReason.SHUTDOWN)
+        if self.outbox_worker is not None:
+            self.outbox_worker.stop(5.0)  # a delivery in flight is resent, keyed, next start
+        if self.outbox is not None:
+            self.outbox.close()
         for device in self.devices.values():
             device.close()
         self.db.close()
@@ -195,6 +202,25 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     leftovers = sessions.wipe_leftovers()
     if leftovers:
         audit.record("session.leftovers_wiped", detail={"count": leftovers})
-    client = backoffice or HttpBackOffice(config.backoffice.url, config.backoffice.timeout_s)
-    return Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
-                 I18n(config.kiosk.language))
+    settings = config.backoffice
+    tls = (TlsSettings(settings.ca_file, settings.client_cert, settings.client_key)
+           if settings.ca_file or settings.client_cert else None)
+    client = backoffice or HttpBackOffice(settings.url, settings.timeout_s, tls=tls)
+    kiosk = Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
+                  I18n(config.kiosk.language))
+    kiosk.outbox = _open_outbox(config, audit)
+    if isinstance(client, HttpBackOffice):
+        kiosk.outbox_worker = OutboxWorker(kiosk.outbox, client)
+        kiosk.outbox_worker.start()
+    return kiosk
+
+
+def _open_outbox(config: KioskConfig, audit: AuditLog) -> OutboxStore:
+    """The outbox, sealed with the key provisioning created. A kiosk never provisioned (a
+    developer's, a tester's) gets a key on first start; a key that exists but is wrong stops
+    the start: a new one would make every waiting submission unreadable."""
+    key_file = config.outbox_key_file
+    if not key_file.exists():
+        create_key(key_file)
+        audit.record("outbox.key_created")
+    return OutboxStore.open(config.kiosk.data_dir, key_file)

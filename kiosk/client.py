@@ -1,23 +1,42 @@
-"""The kiosk's back-office client: ``flows.ports.BackOffice`` over HTTP with httpx.
+"""The kiosk's back-office client: ``flows.ports.BackOffice`` over HTTP with httpx, plus the
+application submission the outbox uses.
 
 Everything the server says is parsed defensively: an answer that does not have the contract's
-shape is treated like no answer at all (``BackOfficeUnavailable``), because a kiosk must never
-act on half-understood data. Exception messages and log lines name the operation, the HTTP
-status and the server's error code, never the applicant or the appointment code.
+shape is treated like no answer at all (:class:`BadAnswer`, a ``BackOfficeUnavailable``),
+because a kiosk must never act on half-understood data. Exception messages and log lines name
+the operation, the HTTP status and the server's error code, never the applicant, the
+appointment code or a material.
+
+Transport: TLS verified against a configured CA bundle, optionally with the kiosk's own
+certificate (mutual TLS). A request that is safe to repeat (a read, or a write carrying an
+``Idempotency-Key``) is retried with jittered exponential backoff after a connection failure,
+a 5xx or a 429, but only within the call's time budget (``timeout_s`` by default): a citizen
+never waits longer than the configured timeout for one call. The outbox does its own, longer
+backoff between deliveries on top of this.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import logging
+import random
 import re
+import ssl
+import time
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from devices.identity import mask_id
 from flows.ports import (
     ApplicationStatus,
     ApplicationSummary,
@@ -26,6 +45,7 @@ from flows.ports import (
     AppointmentNotFound,
     AppointmentNotValidHere,
     AppointmentStatus,
+    BackOfficeError,
     BackOfficeRejected,
     BackOfficeUnavailable,
     QueueTicket,
@@ -38,6 +58,189 @@ API_PREFIX = "/api/v1"
 USER_AGENT = "zizhu-kiosk/0.1.0"
 _CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOT_VALID_HERE_REASONS = frozenset({"wrong_centre", "not_today", "cancelled"})
+# 4xx answers to a submission that no resend can change: the outbox sets it aside for staff.
+PERMANENT_SUBMISSION_STATUSES = frozenset({400, 409, 413, 415, 422})
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Below this, a retry could not even complete a TCP handshake on a slow link.
+_MIN_ATTEMPT_S = 0.05
+
+
+# --- errors beyond flows.ports ----------------------------------------------------------------
+
+class BadAnswer(BackOfficeUnavailable):
+    """The back office answered, but not in the contract's shape (garbage, truncated JSON,
+    missing or mistyped fields). Treated like no answer: nothing is acted upon."""
+
+    code = "backoffice_bad_answer"
+
+
+class TlsFailure(BackOfficeUnavailable):
+    """The TLS handshake failed: the server's certificate is not trusted, or the server refused
+    the kiosk's certificate. Not retried: only a technician can fix it."""
+
+    code = "backoffice_tls_failure"
+
+
+class SubmissionRejected(BackOfficeRejected):
+    """The back office refused a submission as invalid (400/409/413/415/422 with its error
+    body): sending it again cannot succeed, so the outbox quarantines it."""
+
+    code = "application_rejected"
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+class BackOfficeConfigError(ValueError):
+    """The client cannot be built from its settings (a CA or certificate file that does not
+    load, TLS settings with an http:// URL)."""
+
+
+# --- what is submitted ------------------------------------------------------------------------
+
+@dataclass(frozen=True, repr=False)
+class Applicant:
+    """Who applies, as read from their document. Personal data: never logged."""
+
+    document_type: str  # residentId | passport | travelPermit
+    id_number: str
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Applicant({self.document_type}, {mask_id(self.id_number)})"
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """The 告知承诺 the applicant signed on screen: which text, and when."""
+
+    text_version: str
+    signed_at: dt.datetime  # aware
+
+
+@dataclass(frozen=True, repr=False)
+class Material:
+    """One 申请材料 as photographed or scanned at the kiosk."""
+
+    code: str  # the material's code in the item's catalogue entry
+    media_type: str  # image/jpeg, image/png or application/pdf
+    content: bytes
+
+    def __repr__(self) -> str:
+        return f"Material({self.code}, {self.media_type}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True, repr=False)
+class ApplicationSubmission:
+    """An application (自助申报) as the citizen confirmed it at the kiosk."""
+
+    centre_id: str
+    kiosk_id: str
+    session_id: str
+    service_item_code: str  # 事项编码
+    applicant: Applicant
+    form: Mapping[str, Any]  # JSON-compatible; may hold personal data (address, phone)
+    commitment: Commitment
+    materials: tuple[Material, ...] = ()
+    # 容缺后补: material codes the citizen will supply later, where the item allows it.
+    deferred_materials: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (f"ApplicationSubmission({self.service_item_code}, session={self.session_id}, "
+                f"{len(self.materials)} materials)")
+
+
+@dataclass(frozen=True)
+class SubmissionReceipt:
+    """The back office's acknowledgement of a submission."""
+
+    tracking_number: str  # 办件编号
+    local_tracking_number: str
+    status: ApplicationStatus
+    submitted_at: dt.datetime
+    replayed: bool  # the server answered from its idempotency record (a resend)
+
+
+def submission_body(submission: ApplicationSubmission,
+                    local_tracking_number: str) -> dict[str, Any]:
+    """The JSON body of ``POST /applications``; materials in base64 with their SHA-256."""
+    return {
+        "local_tracking_number": local_tracking_number,
+        "kiosk_id": submission.kiosk_id,
+        "centre_id": submission.centre_id,
+        "session_id": submission.session_id,
+        "service_item_code": submission.service_item_code,
+        "applicant": {"document_type": submission.applicant.document_type,
+                      "id_number": submission.applicant.id_number,
+                      "name": submission.applicant.name},
+        "form": dict(submission.form),
+        "commitment": {"text_version": submission.commitment.text_version,
+                       "signed_at": submission.commitment.signed_at.isoformat()},
+        "materials": [{"code": m.code, "media_type": m.media_type,
+                       "sha256": sha256(m.content).hexdigest(),
+                       "content_base64": base64.b64encode(m.content).decode("ascii")}
+                      for m in submission.materials],
+        "deferred_materials": list(submission.deferred_materials),
+    }
+
+
+# --- transport settings -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """How the kiosk checks the back office and proves itself to it.
+
+    ``ca_file``: PEM bundle the server's certificate must chain to (None: the system store).
+    ``client_cert``/``client_key``: the kiosk's own certificate for mutual TLS (key may be in
+    the cert file).
+    """
+
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise BackOfficeConfigError(
+                f"CA file {self.ca_file} cannot be loaded: {_ssl_reason(exc)}") from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.client_cert is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.client_cert),
+                    str(self.client_key) if self.client_key is not None else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise BackOfficeConfigError(
+                    f"client certificate {self.client_cert} cannot be loaded: "
+                    f"{_ssl_reason(exc)}") from None
+        elif self.client_key is not None:
+            raise BackOfficeConfigError("a client key without a client certificate")
+        return context
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of one call. ``attempts`` counts the first one. Delays are "full jitter":
+    uniform in [0, min(max_delay_s, base_delay_s * 2**(n-1))], so many kiosks coming back after
+    an outage do not hit the server in step. ``budget_s`` bounds the whole call, attempts and
+    delays included (None: the client's ``timeout_s``)."""
+
+    attempts: int = 3
+    base_delay_s: float = 0.2
+    max_delay_s: float = 1.0
+    budget_s: float | None = None
+
+    def delay(self, failed_attempts: int, rng: random.Random) -> float:
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, failed_attempts - 1))
+        return rng.uniform(0.0, ceiling)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
 
 
 # --- wire models: what we accept from the server ----------------------------------------------
@@ -100,6 +303,23 @@ class _HelpCreatedWire(_Wire):
     created_at: AwareDatetime
 
 
+class _ApplicationWire(_Wire):
+    tracking_number: str = Field(min_length=1, max_length=64)
+    service_name: str
+    department: str
+    status: ApplicationStatus
+    note: str = ""
+    submitted_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class _SubmittedWire(_Wire):
+    tracking_number: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    local_tracking_number: str = Field(min_length=1, max_length=64)
+    status: ApplicationStatus
+    submitted_at: AwareDatetime
+
+
 _W = TypeVar("_W")
 
 
@@ -111,27 +331,19 @@ def _parse(adapter: TypeAdapter[_W], payload: Any, what: str) -> _W:
         problems = ", ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['type']}"
             for err in exc.errors(include_input=False, include_url=False, include_context=False)[:5])
-        raise BackOfficeUnavailable(
+        raise BadAnswer(
             f"{what}: the back office's answer does not have the expected shape ({problems})"
         ) from None
 
 
-class _ApplicationWire(_Wire):
-    tracking_number: str = Field(min_length=1, max_length=64)
-    service_name: str
-    department: str
-    status: ApplicationStatus
-    note: str = ""
-    submitted_at: AwareDatetime
-    updated_at: AwareDatetime
-
-
 _APPOINTMENT = TypeAdapter(_AppointmentWire)
+_APPLICATION = TypeAdapter(_ApplicationWire)
 _APPLICATIONS = TypeAdapter(list[_ApplicationWire])
 _TICKET = TypeAdapter(_TicketEnvelopeWire)
 _CATEGORIES = TypeAdapter(list[_TicketCategoryWire])
 _HEALTH = TypeAdapter(_HealthWire)
 _HELP_CREATED = TypeAdapter(_HelpCreatedWire)
+_SUBMITTED = TypeAdapter(_SubmittedWire)
 _ERROR = TypeAdapter(_ErrorWire)
 
 
@@ -142,24 +354,78 @@ def _ticket(wire: _TicketEnvelopeWire) -> QueueTicket:
                        waiting_ahead=t.waiting_ahead, appointment_id=t.appointment_id)
 
 
+def _summary(a: _ApplicationWire) -> ApplicationSummary:
+    return ApplicationSummary(a.tracking_number, a.service_name, a.department, a.status,
+                              a.submitted_at, a.updated_at, a.note)
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return str(exc.verify_message)
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx transport error, if that is what it was."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
+class _Transient(Exception):
+    """Internal: an attempt failed in a way a repeat may fix; carries what to raise if not."""
+
+    def __init__(self, error: BackOfficeUnavailable | BackOfficeRejected) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class _Request:
+    what: str
+    method: str
+    path: str
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class HttpBackOffice:
-    """``BackOffice`` over HTTP. ``base_url`` is the server's root (``http://host:port``; a
-    trailing ``/api/v1`` is accepted too). ``transport`` replaces the network, for tests."""
+    """``BackOffice`` over HTTP. ``base_url`` is the server's root (``https://host:port``; a
+    trailing ``/api/v1`` is accepted too). ``transport`` replaces the network, for tests;
+    ``sleep`` and ``rng`` replace the retry pauses and their jitter."""
 
     def __init__(self, base_url: str, timeout_s: float = 5.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, *,
+                 tls: TlsSettings | None = None, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
         root = base_url.rstrip("/")
         if root.endswith(API_PREFIX):
             root = root[: -len(API_PREFIX)]
+        if tls is not None and not root.startswith("https://"):
+            raise BackOfficeConfigError(f"TLS settings given for a plain http URL ({root})")
         self.base_url = root
         self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        verify: ssl.SSLContext | bool = tls.context() if tls is not None else True
         self._http = httpx.Client(
             base_url=root + API_PREFIX, timeout=httpx.Timeout(timeout_s), transport=transport,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"}, verify=verify,
             # The address comes from the kiosk's config; a proxy picked up from the environment
             # would silently reroute (or break) the loopback back office.
             trust_env=False, follow_redirects=False)
@@ -182,12 +448,9 @@ class HttpBackOffice:
 
     def health(self) -> bool:
         try:
-            response = self._http.get("/health")
-            if response.status_code != 200:
-                log.info("health: HTTP %s", response.status_code)
-                return False
-            return _parse(_HEALTH, response.json(), "health").status == "ok"
-        except (httpx.HTTPError, ValueError, BackOfficeUnavailable) as exc:
+            payload = self._call("health", "GET", "/health", retry=False)
+            return _parse(_HEALTH, payload, "health").status == "ok"
+        except BackOfficeError as exc:
             log.info("health: back office not answering (%s)", type(exc).__name__)
             return False
 
@@ -205,7 +468,7 @@ class HttpBackOffice:
                  idempotency_key: str) -> QueueTicket:
         path = self._appointment_path(code) + "/check-in"
         payload = self._call("check-in", "POST", path,
-                             json={"kiosk_id": kiosk_id, "centre_id": centre_id},
+                             body={"kiosk_id": kiosk_id, "centre_id": centre_id},
                              idempotency_key=idempotency_key)
         return _ticket(_parse(_TICKET, payload, "check-in"))
 
@@ -219,16 +482,15 @@ class HttpBackOffice:
     def take_ticket(self, category_code: str, *, kiosk_id: str, centre_id: str,
                     idempotency_key: str) -> QueueTicket:
         payload = self._call("take ticket", "POST", "/queue-tickets",
-                             json={"centre_id": centre_id, "category_code": category_code,
+                             body={"centre_id": centre_id, "category_code": category_code,
                                    "kiosk_id": kiosk_id},
                              idempotency_key=idempotency_key)
         return _ticket(_parse(_TICKET, payload, "take ticket"))
 
     def call_staff(self, *, kiosk_id: str, centre_id: str, session_id: str) -> None:
-        # One key per call: the interface has none to pass, and a retried call within this
-        # method (none today) must still raise a single alarm.
+        # One key per call, reused by this call's retries: one tap raises one alarm.
         payload = self._call("call staff", "POST", "/help-requests",
-                             json={"kiosk_id": kiosk_id, "centre_id": centre_id,
+                             body={"kiosk_id": kiosk_id, "centre_id": centre_id,
                                    "session_id": session_id},
                              idempotency_key=new_idempotency_key())
         _parse(_HELP_CREATED, payload, "call staff")
@@ -237,11 +499,39 @@ class HttpBackOffice:
                           session_id: str) -> list[ApplicationSummary]:
         # A read, but a POST: the ID number travels in the body, never in a URL or a log.
         payload = self._call("find applications", "POST", "/applications/search",
-                             json={"id_number": id_number, "document_type": document_type,
-                                   "session_id": session_id})
-        return [ApplicationSummary(a.tracking_number, a.service_name, a.department, a.status,
-                                   a.submitted_at, a.updated_at, a.note)
-                for a in _parse(_APPLICATIONS, payload, "find applications")]
+                             body={"id_number": id_number, "document_type": document_type,
+                                   "session_id": session_id}, retry=True)
+        return [_summary(a) for a in _parse(_APPLICATIONS, payload, "find applications")]
+
+    # -- applications --
+
+    def submit_application(self, submission: ApplicationSubmission, *,
+                           local_tracking_number: str,
+                           idempotency_key: str) -> SubmissionReceipt:
+        """``POST /applications``. Raises :class:`SubmissionRejected` when the server refuses
+        it as invalid, ``BackOfficeUnavailable`` (incl. :class:`BadAnswer`) when the outcome is
+        unknown and a resend with the same key is the way on."""
+        response = self._call_response(
+            "submit application", "POST", "/applications",
+            body=submission_body(submission, local_tracking_number),
+            idempotency_key=idempotency_key, submission=True)
+        wire = _parse(_SUBMITTED, self._json(response, "submit application"),
+                      "submit application")
+        if wire.local_tracking_number != local_tracking_number:
+            # An answer for another submission would pair this citizen with a stranger's 办件编号.
+            raise BadAnswer("submit application: the answer is for another local tracking number")
+        return SubmissionReceipt(
+            tracking_number=wire.tracking_number,
+            local_tracking_number=wire.local_tracking_number, status=wire.status,
+            submitted_at=wire.submitted_at,
+            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true")
+
+    def application_progress(self, number: str) -> ApplicationSummary:
+        """One application by its 办件编号 or by the kiosk's local tracking number."""
+        if not isinstance(number, str) or not _CODE_RE.fullmatch(number):
+            raise BackOfficeRejected("tracking number is malformed (1-64 of A-Z a-z 0-9 - _)")
+        payload = self._call("application progress", "GET", f"/applications/progress/{number}")
+        return _summary(_parse(_APPLICATION, payload, "application progress"))
 
     # -- plumbing --
 
@@ -252,64 +542,119 @@ class HttpBackOffice:
             raise BackOfficeRejected("appointment code is malformed (1-64 of A-Z a-z 0-9 - _)")
         return f"/appointments/{code}"
 
-    def _call(self, what: str, method: str, path: str, *, json: dict[str, Any] | None = None,
-              idempotency_key: str | None = None) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+    def _call(self, what: str, method: str, path: str, *, body: Any = None,
+              idempotency_key: str | None = None, retry: bool | None = None) -> Any:
+        response = self._call_response(what, method, path, body=body,
+                                       idempotency_key=idempotency_key, retry=retry)
+        return self._json(response, what)
+
+    def _call_response(self, what: str, method: str, path: str, *, body: Any = None,
+                       idempotency_key: str | None = None, retry: bool | None = None,
+                       submission: bool = False) -> httpx.Response:
+        request = _Request(what, method, path)
+        if body is not None:
+            # Encoded once: every retry sends the very same bytes.
+            request.content = json.dumps(body, ensure_ascii=False,
+                                         separators=(",", ":")).encode("utf-8")
+            request.headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            request.headers["Idempotency-Key"] = idempotency_key
+        if retry is None:
+            retry = method == "GET" or idempotency_key is not None
+        policy = self.retry if retry else NO_RETRY
+        budget = policy.budget_s if policy.budget_s is not None else self.timeout_s
+        deadline = time.monotonic() + budget
+        failed = 0
+        while True:
+            attempt_timeout = min(self.timeout_s, max(deadline - time.monotonic(),
+                                                      _MIN_ATTEMPT_S))
+            try:
+                return self._attempt(request, attempt_timeout, submission)
+            except _Transient as transient:
+                failed += 1
+                if failed >= policy.attempts:
+                    raise transient.error from None
+                pause = policy.delay(failed, self._rng)
+                if time.monotonic() + pause + _MIN_ATTEMPT_S >= deadline:
+                    raise transient.error from None
+                log.info("%s: attempt %d failed (%s); retrying in %.2f s", what, failed,
+                         transient.error.code, pause)
+                self._sleep(pause)
+
+    def _attempt(self, request: _Request, timeout_s: float,
+                 submission: bool) -> httpx.Response:
+        what = request.what
         try:
-            response = self._http.request(method, path, json=json, headers=headers)
+            response = self._http.request(request.method, request.path, content=request.content,
+                                          headers=request.headers or None,
+                                          timeout=httpx.Timeout(timeout_s))
         except httpx.TimeoutException as exc:
-            log.warning("%s: timed out after %ss (%s)", what, self.timeout_s, type(exc).__name__)
-            raise BackOfficeUnavailable(
-                f"{what}: the back office did not answer within {self.timeout_s:g} s") from None
+            log.warning("%s: timed out after %.3g s (%s)", what, timeout_s, type(exc).__name__)
+            raise _Transient(BackOfficeUnavailable(
+                f"{what}: the back office did not answer within {timeout_s:.3g} s")) from None
         except httpx.HTTPError as exc:
+            tls_error = _ssl_cause(exc)
+            if tls_error is not None:
+                reason = _ssl_reason(tls_error)
+                log.error("%s: TLS failure: %s", what, reason)
+                raise TlsFailure(f"{what}: TLS with the back office at {self.base_url} failed: "
+                                 f"{reason}") from None
             log.warning("%s: %s", what, type(exc).__name__)
-            raise BackOfficeUnavailable(
+            raise _Transient(BackOfficeUnavailable(
                 f"{what}: cannot reach the back office at {self.base_url} "
-                f"({type(exc).__name__})") from None
+                f"({type(exc).__name__})")) from None
         status = response.status_code
         log.debug("%s: HTTP %s", what, status)
         if 200 <= status < 300:
-            return self._json(response, what)
+            return response
         if status >= 500:
             self._raise_server_error(response, what)
         if 400 <= status < 500:
-            self._raise_client_error(response, what)
+            self._raise_client_error(response, what, submission)
         # 1xx/3xx: the contract has none; a redirect means we are not talking to it.
-        raise BackOfficeUnavailable(f"{what}: unexpected HTTP {status} from the back office")
+        raise BadAnswer(f"{what}: unexpected HTTP {status} from the back office")
 
     @staticmethod
     def _json(response: httpx.Response, what: str) -> Any:
         try:
             return response.json()
-        except ValueError:
-            raise BackOfficeUnavailable(
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+            raise BadAnswer(
                 f"{what}: the back office answered HTTP {response.status_code} with a body "
                 "that is not JSON") from None
 
     def _raise_server_error(self, response: httpx.Response, what: str) -> NoReturn:
         error = self._error_code(response)
         log.warning("%s: HTTP %s %s", what, response.status_code, error or "")
-        raise BackOfficeUnavailable(
+        unavailable = BackOfficeUnavailable(
             f"{what}: the back office failed with HTTP {response.status_code}"
             + (f" ({error})" if error else ""))
+        if response.status_code in _RETRY_STATUSES:
+            raise _Transient(unavailable)
+        raise unavailable
 
-    def _raise_client_error(self, response: httpx.Response, what: str) -> NoReturn:
+    def _raise_client_error(self, response: httpx.Response, what: str,
+                            submission: bool) -> NoReturn:
         status = response.status_code
         error = self._error_code(response)
         if error is None:
             # A 4xx without the contract's error body is not from our back office (a wrong
             # base URL, a proxy's page): calling it "not found" would mislead the citizen.
             log.warning("%s: HTTP %s without an error body", what, status)
-            raise BackOfficeUnavailable(
+            raise BadAnswer(
                 f"{what}: HTTP {status} without the back office's error body (wrong address?)")
         log.info("%s: HTTP %s %s", what, status, error)
         detail = f"{what}: HTTP {status} {error}"
+        if submission and status in PERMANENT_SUBMISSION_STATUSES:
+            raise SubmissionRejected(status, error, detail)
         if status == 404 and error == "appointment_not_found":
             raise AppointmentNotFound(detail)
         if status == 409 and error == "already_checked_in":
             raise AppointmentAlreadyUsed(detail)
         if status == 422 and error in NOT_VALID_HERE_REASONS:
             raise AppointmentNotValidHere(error, detail)
+        if status in _RETRY_STATUSES:
+            raise _Transient(BackOfficeRejected(detail))
         raise BackOfficeRejected(detail)
 
     @staticmethod
@@ -318,3 +663,22 @@ class HttpBackOffice:
             return _ERROR.validate_python(response.json()).error
         except (ValueError, ValidationError):
             return None
+
+
+__all__ = [
+    "Applicant",
+    "ApplicationSubmission",
+    "BackOfficeConfigError",
+    "BadAnswer",
+    "Commitment",
+    "HttpBackOffice",
+    "Material",
+    "NO_RETRY",
+    "RetryPolicy",
+    "SubmissionReceipt",
+    "SubmissionRejected",
+    "TlsFailure",
+    "TlsSettings",
+    "new_idempotency_key",
+    "submission_body",
+]

@@ -11,7 +11,12 @@ table or one that is missing falls back to the line of its nearest located paren
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import re
+import secrets
 import tomllib
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -165,6 +170,12 @@ class BackOfficeSection(_Model):
                                       "ignored unless embedded.")
     seed: Path | None = Field(None, description="JSON catalogue the embedded back office loads "
                                                 "on first start; ignored unless embedded.")
+    ca_file: Path | None = Field(None, description="PEM bundle the back office's certificate "
+                                                   "must chain to; unset: the system's CAs.")
+    client_cert: Path | None = Field(None, description="The kiosk's own certificate (PEM) for "
+                                                       "mutual TLS; may hold its chain too.")
+    client_key: Path | None = Field(None, description="The private key of client_cert (PEM, "
+                                                      "unencrypted, mode 0600).")
 
     @field_validator("url")
     @classmethod
@@ -198,10 +209,24 @@ class BackOfficeSection(_Model):
                              f"(got {value!r})")
         return value
 
-    @field_validator("seed", mode="before")
+    @field_validator("seed", "ca_file", "client_cert", "client_key", mode="before")
     @classmethod
-    def _resolve_seed(cls, value: object) -> Path | None:
+    def _resolve_optional_path(cls, value: object) -> Path | None:
         return None if value is None else _cwd_path(value)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> BackOfficeSection:
+        if self.client_key is not None and self.client_cert is None:
+            raise PydanticCustomError("located", "a client_key needs its client_cert",
+                                      {"key": "client_key"})
+        # Certificates configured for a plain-http url would be silently unused: the kiosk
+        # would talk to the back office without the protection the technician set up.
+        tls = [k for k in ("ca_file", "client_cert", "client_key") if getattr(self, k)]
+        if tls and urlsplit(self.url).scheme != "https":
+            raise PydanticCustomError(
+                "located", "{settings} set, so the url must be https:// (got {url!r})",
+                {"key": "url", "settings": " and ".join(tls), "url": self.url})
+        return self
 
     @property
     def host(self) -> str:
@@ -268,6 +293,91 @@ class AppointmentCodesSection(_Model):
         return timedelta(minutes=self.grace_after_min)
 
 
+# Maintenance PIN hashes: "$scrypt$ln=17,r=8,p=1$<salt>$<hash>", the PHC string format with
+# unpadded standard base64. scrypt from hashlib needs no extra dependency; N=2^17, r=8, p=1 is
+# OWASP's first recommendation (128 MiB, about a second on a kiosk CPU): a six-digit PIN
+# copied off a stolen disk still takes days per kiosk to find, and a technician waits once.
+PIN_LOG2_N = 17
+_PIN_HASH = re.compile(r"\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})"
+                       r"\$([A-Za-z0-9+/]{22,})\$([A-Za-z0-9+/]{43,})")
+_SCRYPT_SALT_BYTES = 16
+_SCRYPT_HASH_BYTES = 32
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _scrypt(pin: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, n=2 ** log2_n, r=r, p=p,
+                          maxmem=2 * 128 * r * (2 ** log2_n + p), dklen=_SCRYPT_HASH_BYTES)
+
+
+def hash_pin(pin: str, *, log2_n: int = PIN_LOG2_N) -> str:
+    """The salted scrypt hash of ``pin`` to store as ``maintenance.pin_hash``."""
+    salt = secrets.token_bytes(_SCRYPT_SALT_BYTES)
+    digest = _scrypt(pin, salt, log2_n, 8, 1)
+    return f"$scrypt$ln={log2_n},r=8,p=1${_b64(salt)}${_b64(digest)}"
+
+
+def _parse_pin_hash(encoded: str) -> tuple[int, int, int, bytes, bytes]:
+    m = _PIN_HASH.fullmatch(encoded)
+    if m is None:
+        raise ValueError("must be a PIN hash written by `kiosk provision` "
+                         "($scrypt$ln=..,r=..,p=..$salt$hash), never the PIN itself")
+    log2_n, r, p = (int(g) for g in m.group(1, 2, 3))
+    if not (10 <= log2_n <= 22 and 1 <= r <= 32 and 1 <= p <= 16):
+        raise ValueError(f"scrypt parameters out of range (ln={log2_n}, r={r}, p={p})")
+    try:
+        salt, digest = _unb64(m.group(4)), _unb64(m.group(5))
+    except (binascii.Error, ValueError):
+        raise ValueError("salt or hash is not base64") from None
+    return log2_n, r, p, salt, digest
+
+
+def verify_pin(pin: str, encoded: str) -> bool:
+    """True when ``pin`` is the PIN ``encoded`` was made from; False for a malformed hash."""
+    try:
+        log2_n, r, p, salt, digest = _parse_pin_hash(encoded)
+    except ValueError:
+        return False
+    return hmac.compare_digest(_scrypt(pin, salt, log2_n, r, p), digest)
+
+
+def _check_pin_hash(value: str) -> str:
+    _parse_pin_hash(value)  # its ValueError says what is wrong
+    return value
+
+
+class MaintenanceSection(_Model):
+    """``[maintenance]``: how technicians get into maintenance mode on the touch screen."""
+
+    pin_hash: Annotated[str, AfterValidator(_check_pin_hash)] | None = Field(
+        None, description="Salted scrypt hash of the maintenance PIN, written by `kiosk "
+                          "provision`; unset: maintenance mode cannot be opened.")
+
+    def verify_pin(self, pin: str) -> bool:
+        """Takes about a second by design: call it off the UI thread."""
+        return self.pin_hash is not None and verify_pin(pin, self.pin_hash)
+
+
+class OutboxSection(_Model):
+    """``[outbox]``: where applications wait, encrypted, for the back office."""
+
+    key_file: Path | None = Field(None, description="The outbox encryption key (0600, owned by "
+                                                    "the kiosk user); unset: "
+                                                    "<data_dir>/outbox.key.")
+
+    @field_validator("key_file", mode="before")
+    @classmethod
+    def _resolve_key_file(cls, value: object) -> Path | None:
+        return None if value is None else _cwd_path(value)
+
+
 class DeviceConfig(_Model):
     """``[devices.<name>]``: which driver runs a device, and that driver's own settings."""
 
@@ -297,6 +407,10 @@ class _ConfigFile(_Model):
                                       description="Waiting times.")
     appointment_codes: AppointmentCodesSection = Field(
         default_factory=AppointmentCodesSection, description="Signed appointment codes.")
+    maintenance: MaintenanceSection = Field(default_factory=MaintenanceSection,
+                                            description="Maintenance mode.")
+    outbox: OutboxSection = Field(default_factory=OutboxSection,
+                                  description="The encrypted outbox.")
     devices: dict[DeviceName, DeviceConfig] = Field(
         default_factory=dict, description="The devices this kiosk has; a missing table means "
                                           "the kiosk lacks that device.")
@@ -313,6 +427,11 @@ class KioskConfig(_ConfigFile):
         driver name the composition root does not know."""
         line = _KeyLocator(self._text).line_of(_split_key(dotted_key))
         return ConfigError(f"{self.source}:{line}: {dotted_key}: {message}")
+
+    @property
+    def outbox_key_file(self) -> Path:
+        """The outbox key: ``outbox.key_file``, else ``outbox.key`` in the data folder."""
+        return self.outbox.key_file or self.kiosk.data_dir / "outbox.key"
 
 
 def load_config(path: Path) -> KioskConfig:
@@ -348,6 +467,8 @@ def load_config(path: Path) -> KioskConfig:
         backoffice=parsed.backoffice,
         timeouts=parsed.timeouts,
         appointment_codes=parsed.appointment_codes,
+        maintenance=parsed.maintenance,
+        outbox=parsed.outbox,
         devices=parsed.devices,
         source=path,
     )
@@ -451,6 +572,9 @@ def _describe(err: Mapping[str, Any], locator: _KeyLocator) -> tuple[int, str, s
         msg = f"must be at most {ctx.get('max_length')} characters (got {_shown(value)})"
     elif kind == "value_error":
         msg = str(ctx.get("error", err["msg"]))
+    elif kind == "located":  # a model-level check that knows which key is at fault
+        loc = (*loc, str(ctx["key"]))
+        msg = err["msg"]
     else:
         msg = f"{err['msg'][:1].lower()}{err['msg'][1:]} (got {_shown(value)})"
     return locator.line_of(loc), ".".join(loc), msg
@@ -536,6 +660,10 @@ __all__ = [
     "DeviceConfig",
     "KioskConfig",
     "KioskSection",
+    "MaintenanceSection",
+    "OutboxSection",
     "TimeoutsSection",
+    "hash_pin",
     "load_config",
+    "verify_pin",
 ]

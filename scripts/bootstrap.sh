@@ -20,6 +20,8 @@ DEB_PACKAGES=(
   libzbar0                                  # pyzbar, the second QR decoder
   tesseract-ocr tesseract-ocr-eng           # MRZ reading from the camera (pytesseract)
   fonts-ocr-b                               # OCR-B, the MRZ typeface: renders specimen pages in tests
+  systemd systemd-container                 # systemd-analyze, sysusers, tmpfiles; nspawn boots the units (tests/systemd)
+  cage xwayland                             # the appliance's compositor: tests run the kiosk under it
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -24,7 +25,7 @@ from flows.ports import (
     QueueTicket,
     TicketCategory,
 )
-from kiosk.client import HttpBackOffice
+from kiosk.client import HttpBackOffice, RetryPolicy
 from kiosk.launcher import EmbeddedBackOffice, free_port
 
 
@@ -38,8 +39,13 @@ def client(backoffice_server) -> Iterator[HttpBackOffice]:
         yield bo
 
 
-def mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> HttpBackOffice:
-    return HttpBackOffice("http://backoffice.test", transport=httpx.MockTransport(handler))
+def mock_client(handler: Callable[[httpx.Request], httpx.Response],
+                retry: RetryPolicy | None = None,
+                sleeps: list[float] | None = None) -> HttpBackOffice:
+    # Retry pauses are recorded, not slept: the behaviour is the same, the test is quicker.
+    record = sleeps if sleeps is not None else []
+    return HttpBackOffice("http://backoffice.test", transport=httpx.MockTransport(handler),
+                          retry=retry, sleep=record.append, rng=random.Random(1))
 
 
 def fixed(status: int, body: object = None, content: bytes | None = None,
@@ -352,3 +358,332 @@ def test_find_applications_with_a_malformed_answer_is_unavailable():
     with pytest.raises(BackOfficeUnavailable):
         client.find_applications(id_number="110101199003074514", document_type="residentId",
                                  session_id="s")
+
+
+# --- application submission ------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from flows.ports import ApplicationStatus, BackOfficeError  # noqa: E402
+from kiosk.client import (  # noqa: E402
+    BackOfficeConfigError,
+    BadAnswer,
+    SubmissionRejected,
+    TlsFailure,
+    TlsSettings,
+)
+from tests.outbox.fixtures import outbox_server  # noqa: E402, F401
+from tests.outbox.kiosk_driver import APPLICANT_ID, APPLICANT_NAME, submission  # noqa: E402
+from tests.outbox.peers import SubmissionsBackOffice, make_pki  # noqa: E402
+
+LOCAL = "ZZ-20300102-K7M2Q9XW4T"
+
+
+def receipt_body(**override: object) -> dict[str, object]:
+    body: dict[str, object] = {"tracking_number": "BJ20300102000001",
+                               "local_tracking_number": LOCAL, "status": "submitted",
+                               "submitted_at": "2030-01-02T09:00:00+08:00"}
+    body.update(override)
+    return body
+
+
+def submit(bo: HttpBackOffice, local: str = LOCAL, idem: str | None = None):
+    return bo.submit_application(submission("client-test", "K-CLIENT"),
+                                 local_tracking_number=local, idempotency_key=idem or key())
+
+
+def test_submit_application_over_http_and_replay(outbox_server):  # noqa: F811
+    local = f"ZZ-20300102-{uuid.uuid4().hex[:10].upper()}"
+    idem = key()
+    with HttpBackOffice(outbox_server.url, timeout_s=10) as bo:
+        first = submit(bo, local, idem)
+        again = submit(bo, local, idem)
+        assert first.local_tracking_number == local
+        assert first.status is ApplicationStatus.SUBMITTED
+        assert first.submitted_at.tzinfo is not None
+        assert (first.replayed, again.replayed) == (False, True)
+        assert again.tracking_number == first.tracking_number
+        assert bo.application_progress(local).tracking_number == first.tracking_number
+        with pytest.raises(SubmissionRejected) as caught:
+            submit(bo, local, key())  # the same local number under another key
+        assert (caught.value.status, caught.value.error) == (409, "local_tracking_number_taken")
+
+
+def test_submission_body_carries_everything_once():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=receipt_body())
+
+    sub = submission("body", "K-CLIENT")
+    receipt = mock_client(handler).submit_application(sub, local_tracking_number=LOCAL,
+                                                      idempotency_key="submit-key-0001")
+    assert receipt.tracking_number == "BJ20300102000001" and receipt.replayed is False
+    (request,) = seen
+    assert (request.method, request.url.path) == ("POST", "/api/v1/applications")
+    assert request.headers["Idempotency-Key"] == "submit-key-0001"
+    sent = json.loads(request.content)
+    assert sent["applicant"] == {"document_type": "residentId", "id_number": APPLICANT_ID,
+                                 "name": APPLICANT_NAME}
+    assert sent["local_tracking_number"] == LOCAL and sent["service_item_code"] == "SB001"
+    import base64
+    import hashlib
+
+    assert [base64.b64decode(m["content_base64"]) for m in sent["materials"]] == [
+        m.content for m in sub.materials]
+    assert [m["sha256"] for m in sent["materials"]] == [
+        hashlib.sha256(m.content).hexdigest() for m in sub.materials]
+    assert APPLICANT_ID not in repr(sub) and APPLICANT_NAME not in repr(sub)
+
+
+@pytest.mark.parametrize(("status", "error", "expected"), [
+    (422, "unknown_service_item", SubmissionRejected),
+    (422, "idempotency_key_reused", SubmissionRejected),
+    (409, "local_tracking_number_taken", SubmissionRejected),
+    (400, "malformed_idempotency_key", SubmissionRejected),
+    (413, "too_large", SubmissionRejected),
+    # Not the submission's fault: these must be retried later, never quarantined.
+    (401, "unauthorised", BackOfficeRejected),
+    (403, "forbidden", BackOfficeRejected),
+    (404, "not_found", BackOfficeRejected),
+    (429, "too_many_requests", BackOfficeRejected),
+    (503, "database_unavailable", BackOfficeUnavailable),
+])
+def test_submission_error_mapping(status, error, expected):
+    with pytest.raises(expected) as caught:
+        submit(mock_client(fixed(status, {"error": error, "message": "m"})))
+    assert type(caught.value) is expected
+    if expected is SubmissionRejected:
+        assert (caught.value.status, caught.value.error) == (status, error)
+
+
+@pytest.mark.parametrize("answer", [
+    receipt_body(local_tracking_number="ZZ-20300102-SOMEBODYEL"),  # another submission's
+    receipt_body(tracking_number="BJ 1/../x"),
+    receipt_body(status="teleported"),
+    receipt_body(submitted_at="2030-01-02T09:00:00"),
+    {"tracking_number": "BJ1"},
+])
+def test_a_receipt_that_does_not_fit_is_a_bad_answer(answer):
+    with pytest.raises(BadAnswer):
+        submit(mock_client(fixed(201, answer)))
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+def flaky(failures: list[Callable[[httpx.Request], httpx.Response]],
+          then: httpx.Response, seen: list[httpx.Request]):
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) <= len(failures):
+            return failures[len(seen) - 1](request)
+        return then
+    return handler
+
+
+def _raise(error: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("simulated", request=request)
+    return handler
+
+
+def test_keyed_write_is_retried_with_the_same_key_and_body():
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+    handler = flaky([fixed(503, {"error": "database_unavailable", "message": ""}),
+                     _raise(httpx.ConnectError)],
+                    httpx.Response(201, json=receipt_body()), seen)
+    policy = RetryPolicy(attempts=3, base_delay_s=0.2, max_delay_s=1.0)
+    receipt = submit(mock_client(handler, retry=policy, sleeps=sleeps), idem="same-key-0001")
+    assert receipt.tracking_number == "BJ20300102000001"
+    assert len(seen) == 3
+    assert {r.headers["Idempotency-Key"] for r in seen} == {"same-key-0001"}
+    assert len({r.content for r in seen}) == 1
+    # Full jitter under an exponential ceiling: 0.2 then 0.4.
+    assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.2 and 0 <= sleeps[1] <= 0.4
+
+
+def test_retries_stop_after_the_attempts_and_raise_the_last_failure():
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+    bo = mock_client(flaky([_raise(httpx.ConnectError)] * 10, httpx.Response(200), seen),
+                     retry=RetryPolicy(attempts=4), sleeps=sleeps)
+    with pytest.raises(BackOfficeUnavailable, match="cannot reach"):
+        bo.get_appointment("APT-1")
+    assert (len(seen), len(sleeps)) == (4, 3)
+
+
+def test_a_pause_beyond_the_budget_is_not_taken():
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+    policy = RetryPolicy(attempts=5, base_delay_s=10.0, max_delay_s=10.0, budget_s=0.5)
+    bo = HttpBackOffice("http://backoffice.test", retry=policy, sleep=sleeps.append,
+                        rng=random.Random(3),
+                        transport=httpx.MockTransport(
+                            flaky([_raise(httpx.ConnectError)] * 10, httpx.Response(200), seen)))
+    bo._rng.uniform = lambda a, b: b  # type: ignore[method-assign]  # the full 10 s pause
+    with pytest.raises(BackOfficeUnavailable):
+        bo.ticket_categories("C")
+    assert (len(seen), sleeps) == (1, [])
+
+
+@pytest.mark.parametrize("answer", [
+    fixed(200, content=b"garbage"),  # an answer that does not parse is not retried
+    fixed(422, {"error": "unknown_service_item", "message": ""}),
+    fixed(404, content=b"<html>Not Found</html>"),
+])
+def test_definite_answers_are_not_retried(answer):
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answer(request)
+
+    with pytest.raises(BackOfficeError):
+        submit(mock_client(handler, retry=RetryPolicy(attempts=5)))
+    assert len(seen) == 1
+
+
+def test_tls_settings_need_https_and_loadable_files(tmp_path):
+    with pytest.raises(BackOfficeConfigError, match="plain http"):
+        HttpBackOffice("http://127.0.0.1:1", tls=TlsSettings())
+    with pytest.raises(BackOfficeConfigError, match="CA file"):
+        HttpBackOffice("https://127.0.0.1:1", tls=TlsSettings(ca_file=tmp_path / "none.pem"))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(BackOfficeConfigError, match="client certificate"):
+        HttpBackOffice("https://127.0.0.1:1", tls=TlsSettings(client_cert=garbage))
+    with pytest.raises(BackOfficeConfigError, match="without a client certificate"):
+        HttpBackOffice("https://127.0.0.1:1", tls=TlsSettings(client_key=garbage))
+
+
+# --- TLS against the real server -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """The back office over HTTPS, requiring a client certificate from the test CA."""
+    folder = tmp_path_factory.mktemp("tls")
+    pki = make_pki(folder / "pki")
+    from tests.outbox.fixtures import start_server
+
+    plain = start_server(folder / "bo")
+    server = SubmissionsBackOffice(port=plain.port, db_url=plain.db_url, seed=plain.seed,
+                                   tls=(pki.server_cert, pki.server_key, pki.ca, pki.ca))
+    with server:
+        yield server, pki
+
+
+def test_mutual_tls_with_the_right_certificates(tls_server):
+    server, pki = tls_server
+    assert server.url.startswith("https://")
+    tls = TlsSettings(ca_file=pki.ca, client_cert=pki.client_cert, client_key=pki.client_key)
+    with HttpBackOffice(server.url, timeout_s=10, tls=tls) as bo:
+        assert bo.health() is True
+        receipt = submit(bo, f"ZZ-20300102-{uuid.uuid4().hex[:10].upper()}")
+        assert receipt.tracking_number.startswith("BJ")
+
+
+def test_untrusted_server_certificate_is_refused(tls_server):
+    server, pki = tls_server
+    sleeps: list[float] = []
+    tls = TlsSettings(ca_file=pki.other_ca, client_cert=pki.client_cert,
+                      client_key=pki.client_key)
+    with HttpBackOffice(server.url, timeout_s=10, tls=tls, sleep=sleeps.append) as bo:
+        assert bo.health() is False
+        with pytest.raises(TlsFailure, match="certificate verify failed|certificate"):
+            submit(bo)
+    assert sleeps == []  # not retried: waiting does not make a certificate trusted
+
+
+@pytest.mark.parametrize("which", ["none", "stranger"])
+def test_server_refuses_a_kiosk_without_an_accepted_certificate(tls_server, which):
+    server, pki = tls_server
+    tls = (TlsSettings(ca_file=pki.ca) if which == "none" else
+           TlsSettings(ca_file=pki.ca, client_cert=pki.other_client_cert,
+                       client_key=pki.other_client_key))
+    with HttpBackOffice(server.url, timeout_s=10, tls=tls, retry=RetryPolicy(attempts=1)) as bo:
+        assert bo.health() is False
+        with pytest.raises(BackOfficeUnavailable):
+            submit(bo)
+
+
+# --- property: whatever the server says, the client answers with a BackOfficeError ----------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=12)
+
+_near_receipts = st.fixed_dictionaries(
+    {}, optional={"tracking_number": st.one_of(st.just("BJ1"), st.text(max_size=70), _json_values),
+                  "local_tracking_number": st.one_of(st.just(LOCAL), _json_values),
+                  "status": st.one_of(st.sampled_from([s.value for s in ApplicationStatus]),
+                                      _json_values),
+                  "submitted_at": st.one_of(st.just("2030-01-02T09:00:00+08:00"),
+                                            st.text(max_size=30), _json_values),
+                  "error": _json_values, "message": _json_values})
+
+_bodies = st.one_of(
+    st.binary(max_size=200).map(lambda b: ("raw", b)),
+    _json_values.map(lambda v: ("json", v)),
+    _near_receipts.map(lambda v: ("json", v)))
+
+_statuses = st.one_of(st.sampled_from([200, 201, 204, 301, 400, 404, 409, 413, 422, 429, 500,
+                                       502, 503]), st.integers(100, 599))
+
+
+def _respond(status: int, body: tuple[str, object]):
+    kind, value = body
+    if kind == "raw":
+        return fixed(status, content=value)  # type: ignore[arg-type]
+    # json.dumps writes NaN/Infinity, which are not JSON: a server may still send them.
+    return fixed(status, content=json.dumps(value).encode(),
+                 headers={"Content-Type": "application/json"})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=_statuses, body=_bodies)
+def test_any_answer_to_a_submission_is_a_receipt_or_a_backoffice_error(status, body):
+    bo = mock_client(_respond(status, body))
+    try:
+        receipt = submit(bo)
+    except BackOfficeError as exc:
+        assert APPLICANT_ID not in str(exc) and APPLICANT_NAME not in str(exc)
+        if isinstance(exc, SubmissionRejected):
+            assert 400 <= status < 500  # only a refusal in the contract's words quarantines
+            assert exc.error
+    else:
+        # Accepted only when everything about it is right.
+        assert 200 <= status < 300
+        assert receipt.local_tracking_number == LOCAL
+        assert receipt.submitted_at.tzinfo is not None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=_statuses, body=_bodies,
+       call=st.sampled_from(["health", "appointment", "categories", "ticket", "applications",
+                             "progress", "staff"]))
+def test_any_answer_to_any_call_is_handled(status, body, call):
+    bo = mock_client(_respond(status, body))
+    calls = {
+        "health": bo.health,
+        "appointment": lambda: bo.get_appointment("APT-1"),
+        "categories": lambda: bo.ticket_categories("C"),
+        "ticket": lambda: bo.take_ticket("A", kiosk_id="K", centre_id="C", idempotency_key=key()),
+        "applications": lambda: bo.find_applications(id_number=APPLICANT_ID,
+                                                     document_type="residentId", session_id="s"),
+        "progress": lambda: bo.application_progress("BJ1"),
+        "staff": lambda: bo.call_staff(kiosk_id="K", centre_id="C", session_id="s"),
+    }
+    try:
+        result = calls[call]()
+    except BackOfficeError as exc:
+        assert APPLICANT_ID not in str(exc)
+    else:
+        if call == "health":
+            assert result is False or (status == 200)
+        else:
+            assert 200 <= status < 300

@@ -208,7 +208,7 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     assert error_of(path) == (
         f"{path}:{line_of(text, '[printer]')}: printer: unknown table "
-        "(allowed: kiosk, backoffice, timeouts, appointment_codes, devices)"
+        "(allowed: kiosk, backoffice, timeouts, appointment_codes, maintenance, outbox, devices)"
     )
 
 

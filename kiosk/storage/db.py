@@ -81,26 +81,30 @@ def create_sqlite_engine(path: Path) -> Engine:
     return configure_sqlite_engine(create_engine(URL.create("sqlite", database=str(path))))
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config pointing at the packaged migrations, independent of the cwd."""
+def alembic_config(connection: Connection | None = None,
+                   migrations_dir: Path = MIGRATIONS_DIR) -> Config:
+    """An Alembic config pointing at packaged migrations (the kiosk database's unless another
+    folder is given, e.g. the outbox's), independent of the cwd."""
     cfg = Config()
     # configparser interpolation: a literal % in the install path must be doubled.
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("script_location", str(migrations_dir).replace("%", "%%"))
     cfg.set_main_option("path_separator", "os")
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head",
+            migrations_dir: Path = MIGRATIONS_DIR) -> None:
     # One transaction for the whole run: a power cut mid-migration leaves the old schema.
     with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), revision)
+        command.upgrade(alembic_config(connection, migrations_dir), revision)
 
 
-def downgrade(engine: Engine, revision: str = "base") -> None:
+def downgrade(engine: Engine, revision: str = "base",
+              migrations_dir: Path = MIGRATIONS_DIR) -> None:
     with engine.begin() as connection:
-        command.downgrade(alembic_config(connection), revision)
+        command.downgrade(alembic_config(connection, migrations_dir), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

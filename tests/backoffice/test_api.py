@@ -361,7 +361,9 @@ def test_openapi_lists_every_path(backoffice_server):
         "/api/v1/queue-tickets",
         "/api/v1/help-requests",
         "/api/v1/service-items",
+        "/api/v1/applications",
         "/api/v1/applications/search",
+        "/api/v1/applications/progress/{number}",
     }
     assert set(document["paths"]["/api/v1/help-requests"]) == {"get", "post"}
     check_in_op = document["paths"]["/api/v1/appointments/{code}/check-in"]["post"]

@@ -1,0 +1,275 @@
+"""The units under a real systemd: this machine's own Debian 12 root, seen through an overlay
+(nothing on the host changes), booted with systemd-nspawn, with the units installed by
+systemd/install.sh and the kiosk run from a venv of the project. PID 1 here is not systemd; in
+the container it is.
+
+Checks what only a running systemd can show: the kiosk under cage reaches READY=1 (so
+NotifyAccess=all works and the hardening leaves cage, Xwayland and Kivy working), a restart
+is clean, a frozen kiosk is restarted by the watchdog, a kiosk that keeps failing falls back
+to the out-of-service screen with the retry timer armed, and the health check passes.
+
+Differences from the appliance, all in drop-ins written here: cage uses wlroots' headless
+backend (a container has no seat and no GPU), the watchdog is 4 s instead of 30 s (the test
+freezes the kiosk and waits for it), and the boot target starts only the Zizhu units.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.systemd.conftest import PROJECT, SYSTEMD_DIR
+
+pytestmark = pytest.mark.ui
+
+SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
+CONFIG = "/var/lib/zizhu/config/kiosk.toml"
+KIOSK_TOML = """
+[kiosk]
+id = "ZZ-NSPAWN-001"
+centre_id = "TEST-01"
+centre_name = "测试市测试区政务服务中心"
+data_dir = "/var/lib/zizhu/kiosk"
+[backoffice]
+url = "http://127.0.0.1:8765"
+timeout_s = 3
+[devices.barcode]
+driver = "sim"
+"""
+# Stand-ins for the console scripts of the app's wheel. `kiosk out-of-service` is dispatched
+# here until kiosk/cli.py has the subcommand.
+KIOSK_SCRIPT = """#!/opt/zizhu/venv/bin/python
+import sys
+if sys.argv[1:2] == ["out-of-service"]:
+    from pathlib import Path
+    from kiosk.cli import setup_logging
+    from kiosk.ui.app import run_out_of_service
+    setup_logging()
+    sys.exit(run_out_of_service(Path(sys.argv[sys.argv.index("--config") + 1])))
+from kiosk.cli import main
+sys.exit(main())
+"""
+BACKOFFICE_SCRIPT = """#!/opt/zizhu/venv/bin/python
+import sys
+from backoffice.cli import main
+sys.exit(main())
+"""
+HEADLESS = "[Service]\nEnvironment=WLR_BACKENDS=headless WLR_RENDERER=pixman\n"
+TEST_TARGET = """[Unit]
+Description=Zizhu units only (boot test)
+Requires=basic.target
+After=basic.target
+Wants=zizhu-kiosk.service zizhu-backoffice.service
+AllowIsolate=yes
+"""
+
+
+def missing_prerequisite() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (overlay mount, systemd-nspawn)"
+    for tool, package in (("systemd-nspawn", "systemd-container"), ("cage", "cage"),
+                          ("Xwayland", "xwayland")):
+        if shutil.which(tool) is None:
+            return f"{tool} missing: apt-get install {package} (scripts/bootstrap.sh)"
+    if not Path("/usr/bin/python3.11").exists():
+        return "no /usr/bin/python3.11 to build the container's venv from"
+    return None
+
+
+class Container:
+    """A booted container; ``run`` executes a command inside it (nsenter into PID 1's
+    namespaces)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.log = root.parent / "console.log"
+        with self.log.open("w") as log:
+            self.nspawn = subprocess.Popen(
+                ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit",
+                 "--private-network", "--console=pipe", "--", "systemd.unit=zizhu-test.target"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.leader = self._leader()
+
+    def _leader(self) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children")
+            if children.exists() and children.read_text().split():
+                return int(children.read_text().split()[0])
+            if self.nspawn.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"systemd-nspawn did not start a container:\n"
+                             f"{self.log.read_text()[-2000:]}")
+
+    def run(self, *command: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["nsenter", "-t", str(self.leader), "-a", *command],
+                              capture_output=True, text=True, timeout=60, check=check)
+
+    def prop(self, unit: str, name: str) -> str:
+        return self.run("systemctl", "show", "-p", name, "--value", unit).stdout.strip()
+
+    def wait(self, what: str, predicate: Callable[[], bool], timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                journal = self.run("journalctl", "--no-pager", "-n", "60").stdout
+                raise AssertionError(f"timed out waiting for {what}; journal ends:\n{journal}")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        if self.nspawn.poll() is None:
+            self.run("systemctl", "poweroff")
+            try:
+                self.nspawn.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.nspawn.pid, 9)
+                self.nspawn.wait()
+
+
+def prepare_root(root: Path) -> None:
+    """The host's root with the units installed as the image build does, a venv for the app,
+    a provisioned config and the test drop-ins."""
+    subprocess.run(["bash", str(SYSTEMD_DIR / "install.sh"), "--root", str(root),
+                    "--with-backoffice"], check=True, capture_output=True)
+    venv = root / "opt/zizhu/venv"
+    subprocess.run(["chroot", str(root), "/usr/bin/python3.11", "-m", "venv", "--without-pip",
+                    "/opt/zizhu/venv"],
+                   check=True, capture_output=True)
+    (venv / "lib/python3.11/site-packages/zizhu-dev.pth").write_text(
+        f"{SITE_PACKAGES}\n{PROJECT}\n")
+    for name, text in (("kiosk", KIOSK_SCRIPT), ("kiosk-backoffice", BACKOFFICE_SCRIPT)):
+        (venv / "bin" / name).write_text(text)
+        (venv / "bin" / name).chmod(0o755)
+    config = root / CONFIG.lstrip("/")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(KIOSK_TOML, encoding="utf-8")
+    kiosk_gid = next(int(line.split(":")[2]) for line in
+                     (root / "etc/group").read_text().splitlines()
+                     if line.startswith("kiosk:"))
+    os.chown(config.parent, 0, kiosk_gid)
+    os.chown(config, 0, kiosk_gid)
+    config.chmod(0o640)
+    etc = root / "etc/systemd/system"
+    for unit in ("zizhu-kiosk.service", "zizhu-out-of-service.service"):
+        (etc / f"{unit}.d").mkdir(parents=True, exist_ok=True)
+        (etc / f"{unit}.d/test-headless.conf").write_text(HEADLESS)
+    (etc / "zizhu-kiosk.service.d/test-watchdog.conf").write_text("[Service]\nWatchdogSec=4s\n")
+    (etc / "zizhu-backoffice.service.d").mkdir(parents=True, exist_ok=True)
+    (etc / "zizhu-backoffice.service.d/test-seed.conf").write_text(
+        f'[Service]\nEnvironment="ZIZHU_BACKOFFICE_ARGS=--seed '
+        f'{PROJECT / "assets/seed/demo.json"}"\n')
+    (etc / "zizhu-test.target").write_text(TEST_TARGET)
+
+
+@pytest.fixture(scope="module")
+def container() -> Iterator[Container]:
+    reason = missing_prerequisite()
+    if reason:
+        pytest.skip(reason)
+    base = Path(tempfile.mkdtemp(prefix="zizhu-nspawn-"))
+    layers, root = base / "layers", base / "root"
+    layers.mkdir()
+    root.mkdir()
+    mounted: list[Path] = []
+    booted: Container | None = None
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1G", "tmpfs", str(layers)],
+                       check=True, capture_output=True)
+        mounted.append(layers)
+        (layers / "upper").mkdir()
+        (layers / "work").mkdir()
+        overlay = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o",
+             f"lowerdir=/,upperdir={layers / 'upper'},workdir={layers / 'work'}", str(root)],
+            capture_output=True, text=True)
+        if overlay.returncode != 0:
+            pytest.skip(f"cannot mount an overlay of / here: {overlay.stderr.strip()}")
+        mounted.append(root)
+        prepare_root(root)
+        booted = Container(root)
+        booted.wait("zizhu-kiosk.service to be active",
+                    lambda: booted is not None
+                    and booted.prop("zizhu-kiosk.service", "ActiveState") == "active")
+        yield booted
+    finally:
+        if booted is not None:
+            booted.stop()
+        for path in reversed(mounted):
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def kiosk_pid(container: Container) -> int:
+    """The kiosk app: cage's child (the main PID) that is not Xwayland."""
+    main = container.prop("zizhu-kiosk.service", "MainPID")
+    children = container.run("pgrep", "-P", main, "-x", "kiosk").stdout.split()
+    assert children, f"no kiosk process under cage ({main})"
+    return int(children[0])
+
+
+def test_kiosk_reaches_ready_under_cage_with_the_hardened_unit(container):
+    main = container.prop("zizhu-kiosk.service", "MainPID")
+    assert container.run("cat", f"/proc/{main}/comm").stdout.strip() == "cage"
+    assert container.prop("zizhu-kiosk.service", "SubState") == "running"
+    assert container.prop("zizhu-kiosk.service", "StatusText") == "kiosk ready: taking touches"
+    assert container.prop("zizhu-kiosk.service", "User") == "kiosk"
+    assert container.prop("zizhu-backoffice.service", "ActiveState") == "active"
+    exposure = container.run("systemd-analyze", "security", "--no-pager",
+                             "zizhu-kiosk.service").stdout
+    assert "Overall exposure level for zizhu-kiosk.service: 1." in exposure
+
+
+def test_health_check_passes(container):
+    done = container.run("systemctl", "start", "zizhu-health.service")
+    assert done.returncode == 0, container.run("journalctl", "-u", "zizhu-health.service").stdout
+    text = container.run("cat", "/var/lib/zizhu/metrics/zizhu_health.prom").stdout
+    assert "zizhu_healthy 1" in text and "zizhu_backoffice_up 1" in text
+
+
+def test_restart_is_clean(container):
+    """cage 0.1.4 aborts on SIGTERM; the unit counts that as a clean stop, so a restart (the
+    technician's, or the maintenance screen's) does not end on the out-of-service screen."""
+    done = container.run("systemctl", "restart", "zizhu-kiosk.service")
+    assert done.returncode == 0, done.stderr
+    assert container.prop("zizhu-kiosk.service", "Result") == "success"
+    assert container.prop("zizhu-out-of-service.service", "ActiveState") == "inactive"
+
+
+def test_frozen_kiosk_is_restarted_by_the_watchdog(container):
+    before = int(container.prop("zizhu-kiosk.service", "NRestarts"))
+    container.run("kill", "-STOP", str(kiosk_pid(container)), check=True)
+    container.wait("a watchdog restart",
+                   lambda: int(container.prop("zizhu-kiosk.service", "NRestarts")) > before)
+    journal = container.run("journalctl", "--no-pager", "-u", "zizhu-kiosk.service").stdout
+    assert "Watchdog timeout" in journal
+    container.wait("the kiosk to be ready again",
+                   lambda: container.prop("zizhu-kiosk.service", "ActiveState") == "active")
+
+
+def test_failing_kiosk_falls_back_to_the_out_of_service_screen(container):
+    config = container.root / CONFIG.lstrip("/")
+    config.write_text(config.read_text() + "\n[kiosk\n")  # a config that no longer loads
+    container.run("systemctl", "restart", "zizhu-kiosk.service")
+    container.wait("the out-of-service screen",
+                   lambda: container.prop("zizhu-out-of-service.service", "ActiveState")
+                   == "active")
+    assert container.prop("zizhu-kiosk.service", "ActiveState") == "failed"
+    assert container.prop("zizhu-out-of-service.service", "StatusText") == (
+        "out of service screen shown")
+    assert container.prop("zizhu-kiosk-retry.timer", "ActiveState") == "active"
+    # The technician fixes the config and starts the kiosk: the screen goes, so does the timer.
+    config.write_text(KIOSK_TOML, encoding="utf-8")
+    container.run("systemctl", "reset-failed", "zizhu-kiosk.service")
+    assert container.run("systemctl", "start", "zizhu-kiosk.service").returncode == 0
+    assert container.prop("zizhu-out-of-service.service", "ActiveState") == "inactive"
+    assert container.prop("zizhu-kiosk-retry.timer", "ActiveState") == "inactive"
