@@ -13,8 +13,9 @@ from devices.sim.base import SimulatedDevice
 class SimCamera(SimulatedDevice, Camera):
     """Plays a scripted scene at a fixed rate with latest-frame semantics.
 
-    Later capabilities script richer scenes (a QR held at an angle, a document on the desk);
-    the scene is any BGR image, so a test can show exactly what it wants to decode.
+    The scene is any BGR image (``show_image``), so a test can show exactly what it wants to
+    decode; ``show_qr``, ``show_document`` and ``show_passport`` render the usual ones: a code
+    on a phone held at an angle, a page on the desk, a passport's data page.
     """
 
     def __init__(self, device_id: str = "camera", width: int = 640, height: int = 480,
@@ -37,6 +38,31 @@ class SimCamera(SimulatedDevice, Camera):
             raise ValueError("scene must be an H x W x 3 uint8 BGR image")
         with self._lock:
             self._scene = image.copy()
+
+    def show_qr(self, payload: str, condition: str = "perspective", seed: int = 0) -> None:
+        """A QR code under ``condition`` (devices.sim.qr_scenes.CONDITIONS)."""
+        from devices.sim.qr_scenes import qr_scene
+
+        self.show_image(qr_scene(payload, condition, np.random.default_rng(seed),
+                                 (self.width, self.height)))
+
+    def show_document(self, variant: str = "well_placed", kind: str = "a4",
+                      seed: int = 0) -> None:
+        """A page on the desk: ``variant`` of devices.sim.document_scenes.SceneVariant
+        (well placed, too small, corner out, blurred, glare, dark, no document)."""
+        from devices.sim.document_scenes import SceneVariant, render_scene
+        from devices.vision.document import PaperKind
+
+        scene = render_scene(SceneVariant(variant), PaperKind(kind), seed=seed,
+                             size=(self.width, self.height))
+        self.show_image(scene.image)
+
+    def show_passport(self, mrz_text: str, seed: int = 0) -> None:
+        """A passport or permit data page whose MRZ is ``mrz_text`` (two or three lines)."""
+        from devices.emrtd.mrz import parse_mrz
+        from devices.sim.mrz_scenes import mrz_scene
+
+        self.show_image(mrz_scene(parse_mrz(mrz_text), seed).image)
 
     def drop(self) -> None:
         """The camera stops delivering (cable, driver crash)."""
