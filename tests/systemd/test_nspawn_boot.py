@@ -31,6 +31,11 @@ from tests.systemd.conftest import PROJECT, SYSTEMD_DIR
 pytestmark = pytest.mark.ui
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
+# The checkout and its venv's packages, bound read-only into the container at fixed places:
+# where they are on the host (/tmp, /root, a CI workspace) may be hidden from the units by
+# PrivateTmp= and ProtectHome=, as it would be on an appliance.
+SRC_IN_CONTAINER = "/opt/zizhu/src"
+SITE_IN_CONTAINER = "/opt/zizhu/site-packages"
 CONFIG = "/var/lib/zizhu/config/kiosk.toml"
 KIOSK_TOML = """
 [kiosk]
@@ -44,16 +49,9 @@ timeout_s = 3
 [devices.barcode]
 driver = "sim"
 """
-# Stand-ins for the console scripts of the app's wheel. `kiosk out-of-service` is dispatched
-# here until kiosk/cli.py has the subcommand.
+# Stand-ins for the console scripts of the app's wheel.
 KIOSK_SCRIPT = """#!/opt/zizhu/venv/bin/python
 import sys
-if sys.argv[1:2] == ["out-of-service"]:
-    from pathlib import Path
-    from kiosk.cli import setup_logging
-    from kiosk.ui.app import run_out_of_service
-    setup_logging()
-    sys.exit(run_out_of_service(Path(sys.argv[sys.argv.index("--config") + 1])))
 from kiosk.cli import main
 sys.exit(main())
 """
@@ -94,6 +92,8 @@ class Container:
         with self.log.open("w") as log:
             self.nspawn = subprocess.Popen(
                 ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit",
+                 f"--bind-ro={PROJECT}:{SRC_IN_CONTAINER}",
+                 f"--bind-ro={SITE_PACKAGES}:{SITE_IN_CONTAINER}",
                  "--private-network", "--console=pipe", "--", "systemd.unit=zizhu-test.target"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -146,7 +146,7 @@ def prepare_root(root: Path) -> None:
                     "/opt/zizhu/venv"],
                    check=True, capture_output=True)
     (venv / "lib/python3.11/site-packages/zizhu-dev.pth").write_text(
-        f"{SITE_PACKAGES}\n{PROJECT}\n")
+        f"{SITE_IN_CONTAINER}\n{SRC_IN_CONTAINER}\n")
     for name, text in (("kiosk", KIOSK_SCRIPT), ("kiosk-backoffice", BACKOFFICE_SCRIPT)):
         (venv / "bin" / name).write_text(text)
         (venv / "bin" / name).chmod(0o755)
@@ -167,7 +167,7 @@ def prepare_root(root: Path) -> None:
     (etc / "zizhu-backoffice.service.d").mkdir(parents=True, exist_ok=True)
     (etc / "zizhu-backoffice.service.d/test-seed.conf").write_text(
         f'[Service]\nEnvironment="ZIZHU_BACKOFFICE_ARGS=--seed '
-        f'{PROJECT / "assets/seed/demo.json"}"\n')
+        f'{SRC_IN_CONTAINER}/assets/seed/demo.json"\n')
     (etc / "zizhu-test.target").write_text(TEST_TARGET)
 
 
