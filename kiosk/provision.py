@@ -56,6 +56,7 @@ from kiosk.config import (
     load_config,
 )
 from kiosk.drivers import DRIVERS, check_drivers
+from kiosk.durable import fsync_dir
 
 DEFAULT_USER = "kiosk"
 PROBE_TIMEOUT_S = 3.0
@@ -376,14 +377,6 @@ def kiosk_owner(user: str, warnings: list[str]) -> Owner | None:
     return Owner(user, entry.pw_uid, entry.pw_gid)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1,
                      backup: bool = True) -> bool:
     """Replace ``path`` with ``data`` so that a reader (or a power cut) sees the old file or the
@@ -414,7 +407,7 @@ def write_atomically(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kiosk.durable import fsync_dir
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 FORMAT_V1 = b"\x01"
@@ -43,14 +45,6 @@ class SealedDataError(Exception):
     moved to another row. The message names the row, never its content."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create_key(path: Path) -> Path:
     """Write a new random key to ``path`` with mode 0600 (provisioning). Refuses to overwrite:
     replacing the key makes every waiting submission unreadable."""
@@ -65,7 +59,7 @@ def create_key(path: Path) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

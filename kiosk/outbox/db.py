@@ -23,7 +23,6 @@ answer. Only enqueue, where "received" is promised to a citizen, pays for an fsy
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 
+from kiosk.durable import fsync_dir
 from kiosk.storage.db import (
     Database,
     alembic_config,
@@ -56,14 +56,6 @@ def _outbox_pragmas(dbapi_connection: Any, _record: object) -> None:
         cursor.close()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @functools.cache
 def script_head() -> str | None:
     """The newest revision in the packaged scripts (read once per process: running Alembic's
@@ -84,7 +76,7 @@ def open_outbox_database(path: Path, revision: str = HEAD) -> Database:
             upgrade(engine, revision, migrations_dir=MIGRATIONS_DIR)
         # The file's directory entry (and the WAL's) must be durable before the first
         # submission is called received.
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         engine.dispose()
         raise

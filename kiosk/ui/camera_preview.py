@@ -73,8 +73,15 @@ class CameraPreview(Image):
                                        bottom + (1 - y) * height * scale)]
 
     def stop(self) -> None:
-        """Stop drawing and forget the picture: it may show a face or a document."""
+        """Stop drawing, forget the picture (it may show a face or a document) and leave the
+        layout."""
         self._event.cancel()
         self.texture = None
         self._line.points = []
         self._sequence = -1
+        self.detach()
+
+    def detach(self) -> None:
+        """Out of its layout (a screen redraws around it), still running."""
+        if self.parent is not None:
+            self.parent.remove_widget(self)

@@ -79,16 +79,13 @@ class MrzEntryScreen(KioskScreen):
     def _stop_preview(self) -> None:
         if self._preview is not None:
             self._preview.stop()
-            if self._preview.parent is not None:
-                self._preview.parent.remove_widget(self._preview)
             self._preview = None
 
     def _draw(self) -> None:
         _ = self._
         body = self._reset()
         if self._preview is not None:
-            if self._preview.parent is not None:  # the previous drawing's layout
-                self._preview.parent.remove_widget(self._preview)
+            self._preview.detach()  # from the previous drawing's layout
             # The keypad keeps its room: the picture only has to show the page is in view.
             head = BoxLayout(orientation="horizontal", spacing=theme.px(24), size_hint_y=None,
                              height=theme.px(200))

@@ -47,8 +47,7 @@ class MaterialCaptureScreen(KioskScreen):
         if self._preview is None or self._preview.camera is not camera:
             self._stop_preview()
             self._preview = CameraPreview(camera, outline=self._outline)
-        if self._preview.parent is not None:
-            self._preview.parent.remove_widget(self._preview)
+        self._preview.detach()
         body.add_widget(self._preview)
         body.add_widget(Text(guidance, size=44, bold=True, color=theme.BLUE,
                              size_hint_y=None, height=theme.px(70)))
@@ -75,8 +74,6 @@ class MaterialCaptureScreen(KioskScreen):
     def _stop_preview(self) -> None:
         if self._preview is not None:
             self._preview.stop()
-            if self._preview.parent is not None:
-                self._preview.parent.remove_widget(self._preview)
             self._preview = None
 
     def clear(self) -> None:
