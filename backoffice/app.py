@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -33,7 +34,13 @@ from backoffice.appointment_codes import (
     fields_for_appointment,
     issue_code,
 )
-from backoffice.db import DEFAULT_DATABASE_URL, SessionFactory, init_schema, make_engine
+from backoffice.db import (
+    DEFAULT_DATABASE_URL,
+    SessionFactory,
+    init_schema,
+    make_engine,
+    serialise_on,
+)
 from backoffice.schemas import (
     CODE_PATTERN,
     ID_PATTERN,
@@ -52,7 +59,6 @@ from backoffice.schemas import (
     HelpRequestCreated,
     QueueTicket,
     QueueTicketRequest,
-    ServiceItem,
     TicketAnswer,
     TicketCategory,
 )
@@ -62,6 +68,7 @@ log = logging.getLogger("backoffice")
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{8,128}$"
+STAFF_TOKEN_ENV = "ZIZHU_STAFF_TOKEN"
 
 Clock = Callable[[], dt.datetime]
 
@@ -151,6 +158,9 @@ def _idempotent(session: Session, settings: Settings, scope: str, key: str,
     """Run ``produce`` at most once per (scope, key); its answer is stored in the same
     transaction as its effects, so either both exist or neither does."""
     fingerprint = _fingerprint(request_payload)
+    # Two requests with one key must not both miss the record (PostgreSQL has no SQLite-style
+    # database write lock to order them).
+    serialise_on(session, f"idempotency:{scope}:{key}")
     record = session.get(models.IdempotencyRecord, (scope, key))
     if record is not None:
         return _replay(record, fingerprint)
@@ -282,17 +292,44 @@ class SignedCode(ApiModel):
     expires_at: AwareDatetime = Field(description="After this no kiosk accepts it.")
 
 
+def _document_unparseable_bodies(app: FastAPI) -> None:
+    """Every operation with a body can answer 400 (a body that is not JSON, a malformed
+    Idempotency-Key): say so in the published document, so clients and schemathesis expect it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                if "requestBody" in operation and "400" not in operation["responses"]:
+                    operation["responses"]["400"] = {
+                        "description": "The body is not JSON, or a header is malformed.",
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Error"}}}}
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 # --- the application -------------------------------------------------------------------------
 
 def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFAULT_TIMEZONE,
                seed: dict[str, Any] | str | FsPath | None = None, reset: bool = False,
-               clock: Clock | None = None, signing_key: SigningKey | None = None) -> FastAPI:
+               clock: Clock | None = None, signing_key: SigningKey | None = None,
+               staff_token: str | None = None,
+               heartbeat_stale_after_s: float = 180.0) -> FastAPI:
     """Build the back office on ``database_url``: creates the schema (dropping it first when
     ``reset``) and loads ``seed`` (a seed dict or a JSON file path) if given.
 
     ``timezone`` is where "today" is decided (appointment day, ticket numbering); ``clock``
     returns the current aware datetime and exists for tests. ``signing_key`` signs the
     appointment codes it issues; without one it signs with the published demo key.
+
+    ``staff_token`` (or the ZIZHU_STAFF_TOKEN environment variable) gates the /staff pages;
+    without one they are open and say so. A kiosk whose last heartbeat is older than
+    ``heartbeat_stale_after_s`` is flagged stale.
     """
     settings = Settings(timezone, clock or _utc_now)
     engine = make_engine(database_url)
@@ -309,8 +346,9 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
         version=__version__,
         description=(
             "The back-office API the Zizhu self-service kiosk (自助终端) speaks: appointment "
-            "check-in (预约签到), queue tickets (取号), help requests (呼叫帮办) and the service "
-            "catalogue. Errors are `{\"error\": code, \"message\": text}`; writes take an "
+            "check-in (预约签到), queue tickets (取号), help requests (呼叫帮办), the service "
+            "catalogue (办事指南), applications (自助申报, 办件查询, 自助出件), ratings (好差评) "
+            "and kiosk heartbeats. Errors are `{\"error\": code, \"message\": text}`; writes take an "
             "`Idempotency-Key` header and replay their stored answer for the same key."),
         openapi_tags=[
             {"name": "health", "description": "Liveness."},
@@ -318,6 +356,10 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
             {"name": "queue", "description": "排队取号: ticket categories and tickets."},
             {"name": "help", "description": "呼叫帮办: a citizen asks for staff."},
             {"name": "catalogue", "description": "Centres and service items (事项)."},
+            {"name": "applications",
+             "description": "办件: submit, progress, results ready for pickup, collection."},
+            {"name": "ratings", "description": "好差评 per GB/T 39734-2020."},
+            {"name": "kiosks", "description": "Kiosk heartbeats and their state for staff."},
         ],
     )
     app.state.settings = settings
@@ -513,23 +555,20 @@ def create_app(database_url: str = DEFAULT_DATABASE_URL, *, timezone: str = DEFA
                     updated_at=a.updated_at.astimezone(settings.tz))
                 for a in session.scalars(query)]
 
-    @app.get(f"{API_PREFIX}/service-items", tags=["catalogue"],
-             response_model=list[ServiceItem], summary="Service items (事项) of a centre",
-             responses=_errors((404, "centre_not_found")))
-    def service_items(session: SessionDep,
-                      centre_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-                      ) -> list[ServiceItem]:
-        query = select(models.ServiceItem)
-        if centre_id is not None:
-            _centre_or_404(session, centre_id)
-            query = query.where(models.ServiceItem.centre_id == centre_id)
-        return [ServiceItem(code=i.code, name=i.name, category_code=i.category_code,
-                               department=i.department, centre_id=i.centre_id)
-                for i in session.scalars(query.order_by(models.ServiceItem.centre_id,
-                                                        models.ServiceItem.code))]
-
     # Imported here: submissions uses this module's idempotency and error helpers.
+    from backoffice.catalogue import router as catalogue_router
+    from backoffice.heartbeat import router as heartbeat_router
+    from backoffice.ratings import router as ratings_router
+    from backoffice.staff import StaffConfig
+    from backoffice.staff import router as staff_router
     from backoffice.submissions import router as submissions_router
 
+    app.include_router(catalogue_router)
     app.include_router(submissions_router)
+    app.include_router(ratings_router)
+    app.include_router(heartbeat_router)
+    app.include_router(staff_router)
+    _document_unparseable_bodies(app)
+    app.state.staff = StaffConfig(staff_token or os.environ.get(STAFF_TOKEN_ENV) or None)
+    app.state.heartbeat_stale_after_s = heartbeat_stale_after_s
     return app

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _signing_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--staff-token", metavar="TOKEN",
+                        help="the staff web page (/staff) asks for this token; default: "
+                             "$ZIZHU_STAFF_TOKEN, else no token (the page says so)")
     parser.add_argument("--signing-key", metavar="FILE",
                         help="Ed25519 key (PEM) that signs appointment codes; created, mode "
                              "0600, if missing. Default: the published demo key (key id "
@@ -144,7 +147,7 @@ def serve(argv: Sequence[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(args.db, timezone=args.timezone, seed=args.seed, reset=args.reset,
-                         signing_key=signing_key)
+                         signing_key=signing_key, staff_token=args.staff_token)
     except SeedError as exc:
         sock.close()
         return _fail(str(exc))

@@ -1,4 +1,5 @@
-"""Engine and sessions for the back office: any SQLAlchemy URL, SQLite by default."""
+"""Engine and sessions for the back office: any SQLAlchemy URL, SQLite by default, PostgreSQL
+(through psycopg 3) by URL: ``postgresql://user@host/db`` or ``postgresql+psycopg://...``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from backoffice.models import Base
 
 DEFAULT_DATABASE_URL = "sqlite:///var/backoffice.db"
+
+
+# The PostgreSQL driver we install (psycopg 3); SQLAlchemy's default for a bare postgresql://
+# is psycopg2, which we do not ship, and it knows no postgres:// (Heroku's and libpq's alias).
+POSTGRES_DRIVERNAME = "postgresql+psycopg"
+_POSTGRES_ALIASES = {"postgres", "postgresql"}
+
+
+def normalise_url(url: str | URL) -> URL:
+    """``url`` parsed, with a bare PostgreSQL scheme pointed at psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in _POSTGRES_ALIASES:
+        parsed = parsed.set(drivername=POSTGRES_DRIVERNAME)
+    return parsed
 
 
 def _is_sqlite_memory(url: str) -> bool:
@@ -38,9 +53,9 @@ def sqlite_file_path(url: str) -> Path | None:
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url``; for SQLite, creates the file's folder and makes writes serialised."""
-    parsed = make_url(url)
+    parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
 
     kwargs: dict[str, Any] = {"echo": echo}
     # Request handlers run on a thread pool, so one connection may be used by several threads.
@@ -77,6 +92,20 @@ def init_schema(engine: Engine, *, reset: bool = False) -> None:
     if reset:
         Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
+
+
+def serialise_on(session: Session, key: str) -> None:
+    """Make the rest of ``session``'s transaction wait for any other transaction that called
+    this with the same ``key``, until that one ends: a check-then-insert (an idempotency key
+    looked up, then its record written) then cannot interleave with a concurrent twin.
+
+    On PostgreSQL a transaction-level advisory lock (released at COMMIT/ROLLBACK; READ
+    COMMITTED, so what the twin committed is visible afterwards). SQLite needs nothing: our
+    ``BEGIN IMMEDIATE`` already serialises every writing transaction.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": key})
 
 
 class SessionFactory:

@@ -85,6 +85,18 @@ class ServiceItem(Base):
     name: Mapped[str] = mapped_column(String(200))
     category_code: Mapped[str] = mapped_column(String(8))
     department: Mapped[str] = mapped_column(String(200))
+    # The unified fields of the 办事指南 (backoffice/catalogue.py reads and writes them).
+    basic_code: Mapped[str] = mapped_column(String(32), default="")  # 基本编码, GB/T 39554.1
+    item_type: Mapped[str] = mapped_column(String(32), default="公共服务")  # 事项类型
+    legal_basis: Mapped[list[str]] = mapped_column(JSON, default=list)  # 设定依据
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)  # 申请条件
+    materials: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # 申请材料
+    promised_days: Mapped[int | None] = mapped_column(Integer, default=None)  # 承诺时限
+    statutory_days: Mapped[int | None] = mapped_column(Integer, default=None)  # 法定时限
+    fees: Mapped[str] = mapped_column(String(500), default="不收费")  # 收费
+    co_departments: Mapped[list[str]] = mapped_column(JSON, default=list)  # 联办部门
+    kiosk_services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result_name: Mapped[str] = mapped_column(String(200), default="")  # 办理结果名称
 
 
 class Appointment(Base):
@@ -187,6 +199,16 @@ class Application(Base):
     materials: Mapped[list[ApplicationMaterial]] = relationship(
         back_populates="application", cascade="all, delete-orphan", passive_deletes=True,
         order_by="ApplicationMaterial.position")
+    history: Mapped[list[ApplicationEvent]] = relationship(
+        back_populates="application", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ApplicationEvent.id")
+    # The result (办理结果) once staff mark it ready: the document the kiosk prints at 自助出件.
+    result_title: Mapped[str] = mapped_column(String(200), default="")
+    result_media_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    result_content: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    collected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    collected_by_kiosk: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ApplicationMaterial(Base):
@@ -205,6 +227,56 @@ class ApplicationMaterial(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     application: Mapped[Application] = relationship(back_populates="materials")
+
+
+class ApplicationEvent(Base):
+    """One step of an application's history (办理环节), as the progress query lists it. The
+    note is what the department tells the applicant: staff are told to keep personal data out."""
+
+    __tablename__ = "application_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tracking_number: Mapped[str] = mapped_column(
+        ForeignKey("applications.tracking_number", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    step: Mapped[str] = mapped_column(String(32))  # the status it moved to
+    department: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    application: Mapped[Application] = relationship(back_populates="history")
+
+
+class Rating(Base):
+    """好差评 (GB/T 39734-2020): one evaluation of one transaction."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    level: Mapped[int] = mapped_column(Integer)  # 5 非常满意 ... 1 非常不满意
+    indicators: Mapped[list[str]] = mapped_column(JSON, default=list)
+    comment: Mapped[str] = mapped_column(String(500), default="")
+    tracking_number: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    kiosk_id: Mapped[str] = mapped_column(String(64))
+    centre_id: Mapped[str] = mapped_column(String(64))
+    service_item_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KioskHeartbeat(Base):
+    """The latest heartbeat of each kiosk; a newer one replaces it."""
+
+    __tablename__ = "kiosk_heartbeats"
+
+    kiosk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centre_id: Mapped[str] = mapped_column(String(64))
+    software_version: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    outbox_depth: Mapped[int] = mapped_column(Integer, default=0)
+    outbox_quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    outbox_oldest_age_s: Mapped[float | None] = mapped_column(default=None)
+    count: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class ApplicationCounter(Base):

@@ -139,14 +139,97 @@ class HelpRequest(ApiModel):
     created_at: AwareDatetime
 
 
-class ServiceItem(ApiModel):
-    """A 事项 offered at the centre."""
+BASIC_CODE_PATTERN = r"^([A-Z]{2}[0-9]{5}[0-9A-Z]{3})?$"
 
-    code: str
-    name: str
+
+class ItemType(enum.StrEnum):
+    """事项类型, as the 政务服务事项基本目录 names them."""
+
+    licence = "行政许可"
+    benefit = "行政给付"
+    confirmation = "行政确认"
+    adjudication = "行政裁决"
+    reward = "行政奖励"
+    other_power = "其他行政权力"
+    public_service = "公共服务"
+
+
+class MaterialRequirement(enum.StrEnum):
+    required = "required"  # 必要
+    optional = "optional"  # 非必要 (情形材料)
+    deferrable = "deferrable"  # 容缺后补: required, but may be brought after acceptance
+
+
+class PaperKind(enum.StrEnum):
+    """What the document camera is told to look for (devices.vision.document.PaperKind)."""
+
+    a4 = "a4"
+    id1 = "id1"
+    passport = "passport"
+
+
+class KioskService(enum.StrEnum):
+    """The kiosk services (kiosk.services.ServiceId) that offer an item."""
+
+    checkin = "checkin"
+    take_number = "take_number"
+    guide = "guide"
+    apply = "apply"
+    query = "query"
+    certificate = "certificate"
+    rating = "rating"
+
+
+class ItemMaterial(ApiModel):
+    """One 申请材料 of an item, with what the kiosk's material capture needs."""
+
+    code: str = Field(pattern=CODE_PATTERN, description="Material code, unique in the item.")
+    name: str = Field(min_length=1, max_length=200, description="材料名称")
+    requirement: MaterialRequirement = Field(
+        description="required / optional / deferrable (容缺后补: may be supplied later).")
+    paper: PaperKind = Field(default=PaperKind.a4, description="Paper kind to photograph.")
+    max_pages: int = Field(default=1, ge=1, le=50)
+    copies: str = Field(default="原件", max_length=50, description="原件 / 复印件 and how many.")
+    note: str = Field(default="", max_length=500, description="填报说明")
+
+
+class ServiceItem(ApiModel):
+    """A 事项 offered at the centre: the summary the kiosk's list shows."""
+
+    code: str = Field(description="The centre's code of the item (used by appointments and "
+                                  "submissions).")
+    name: str = Field(description="事项名称")
     category_code: str = Field(description="The ticket category it is served in.")
-    department: str = Field(description="The approving department.")
+    department: str = Field(description="The approving department (办理部门).")
     centre_id: str
+    basic_code: str = Field(default="", description="基本编码 in the GB/T 39554.1 shape: "
+                                                    "事项类型代码 (2 letters) + 主项 (5 digits) + "
+                                                    "子项 (3); empty when not assigned.")
+    item_type: ItemType = Field(default=ItemType.public_service, description="事项类型")
+    kiosk_services: list[KioskService] = Field(default_factory=list)
+
+
+class ServiceItemDetail(ServiceItem):
+    """A 事项 with the five unified fields of the 办事指南 and what the kiosk prints on the
+    一次性告知单."""
+
+    legal_basis: list[str] = Field(default_factory=list, description="设定依据")
+    conditions: list[str] = Field(default_factory=list, description="申请条件")
+    materials: list[ItemMaterial] = Field(default_factory=list, description="申请材料")
+    promised_days: int | None = Field(default=None, ge=0,
+                                      description="承诺时限 in working days; 0 is 即办.")
+    statutory_days: int | None = Field(default=None, ge=0, description="法定时限, working days.")
+    fees: str = Field(default="不收费", description="收费标准")
+    co_departments: list[str] = Field(default_factory=list, description="联办部门")
+    result_name: str = Field(default="", description="办理结果 (the certificate's name).")
+
+
+class ServiceCatalogue(ApiModel):
+    """The catalogue of a centre (or of all centres). ``version`` changes whenever any item
+    does; the same value is the response's ETag, so a kiosk revalidates with If-None-Match."""
+
+    version: str = Field(description="Digest of the catalogue's content.")
+    items: list[ServiceItemDetail]
 
 
 class Centre(ApiModel):
@@ -206,6 +289,17 @@ class SeedServiceItem(SeedModel):
     name: str = Field(min_length=1)
     category_code: str
     department: str
+    basic_code: str = Field(default="", pattern=BASIC_CODE_PATTERN)
+    item_type: ItemType = ItemType.public_service
+    legal_basis: list[str] = []
+    conditions: list[str] = []
+    materials: list[ItemMaterial] = []
+    promised_days: int | None = Field(default=None, ge=0)
+    statutory_days: int | None = Field(default=None, ge=0)
+    fees: str = "不收费"
+    co_departments: list[str] = []
+    kiosk_services: list[KioskService] = []
+    result_name: str = ""
 
 
 class SeedCentre(SeedModel):

@@ -79,6 +79,10 @@ def _check_references(seed: SeedFile) -> None:
                 raise SeedError(f"service item {item.code} of centre {centre.id} names unknown "
                                 f"ticket category {item.category_code!r}")
             items.add((centre.id, item.code))
+            material_codes = [m.code for m in item.materials]
+            if len(set(material_codes)) != len(material_codes):
+                raise SeedError(f"service item {item.code} of centre {centre.id} lists a "
+                                f"material code twice")
     centre_ids = {c.id for c in seed.centres}
     ids = {a.appointment_id for a in seed.appointments}
     for appt in seed.appointments:
@@ -123,9 +127,16 @@ def load_seed(session: Session, data: dict[str, Any], today: dt.date) -> SeedRes
             select(models.ServiceItem.code).where(models.ServiceItem.centre_id == centre.id)))
         for item in centre.service_items:
             if item.code not in existing_items:
-                session.add(models.ServiceItem(centre_id=centre.id, code=item.code, name=item.name,
-                                               category_code=item.category_code,
-                                               department=item.department))
+                session.add(models.ServiceItem(
+                    centre_id=centre.id, code=item.code, name=item.name,
+                    category_code=item.category_code, department=item.department,
+                    basic_code=item.basic_code, item_type=item.item_type.value,
+                    legal_basis=item.legal_basis, conditions=item.conditions,
+                    materials=[m.model_dump(mode="json") for m in item.materials],
+                    promised_days=item.promised_days, statutory_days=item.statutory_days,
+                    fees=item.fees, co_departments=item.co_departments,
+                    kiosk_services=[s.value for s in item.kiosk_services],
+                    result_name=item.result_name))
                 result.inserted["service_items"] += 1
         session.flush()
 
@@ -159,12 +170,21 @@ def _load_applications(session: Session, seed: SeedFile, today: dt.date,
         if app.tracking_number in existing:
             continue
         item = items[(app.centre_id, app.service_item_code)]
+        submitted_at = dt.datetime.combine(today + dt.timedelta(app.submitted_day_offset), noon)
+        updated_at = dt.datetime.combine(today + dt.timedelta(app.updated_day_offset), noon)
+        # A seeded application gets the two ends of its history: received, and where it is now.
+        history = [models.ApplicationEvent(at=submitted_at, step="submitted",
+                                           department=item.department, note="")]
+        if app.status.value != "submitted":
+            history.append(models.ApplicationEvent(at=updated_at, step=app.status.value,
+                                                   department=item.department, note=app.note))
         session.add(models.Application(
             tracking_number=app.tracking_number, centre_id=app.centre_id,
             service_item_code=item.code, service_name=item.name, department=item.department,
             applicant_document_type=app.applicant_document_type,
             applicant_id_number=app.applicant_id_number, status=app.status.value,
             note=app.note,
-            submitted_at=dt.datetime.combine(today + dt.timedelta(app.submitted_day_offset), noon),
-            updated_at=dt.datetime.combine(today + dt.timedelta(app.updated_day_offset), noon)))
+            submitted_at=submitted_at, updated_at=updated_at, history=history,
+            result_title=item.result_name or item.name,
+            ready_at=updated_at if app.status.value in ("ready", "collected") else None))
         result.inserted["applications"] += 1

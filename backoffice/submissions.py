@@ -46,6 +46,7 @@ from backoffice.app import (
 from backoffice.schemas import (
     CODE_PATTERN,
     ApiModel,
+    ApplicationSearch,
     ApplicationStatus,
     ApplicationSummary,
     CentreId,
@@ -114,10 +115,50 @@ class ApplicationSubmitted(ApiModel):
     submitted_at: AwareDatetime
 
 
+class ApplicationStep(ApiModel):
+    """One step of an application's history (办理环节)."""
+
+    at: AwareDatetime
+    step: ApplicationStatus = Field(description="The status the application moved to.")
+    department: str
+    note: str = ""
+
+
 class ApplicationProgress(ApplicationSummary):
     """One application by either of its numbers; no personal data."""
 
     local_tracking_number: str | None = None
+    history: list[ApplicationStep] = Field(default_factory=list, description="Oldest first.")
+
+
+class ReadyResult(ApiModel):
+    """A result (办理结果) ready for pickup, with the document the kiosk prints."""
+
+    tracking_number: str = Field(description="办件编号")
+    service_item_code: str
+    service_name: str
+    department: str
+    result_title: str = Field(description="What the document is, e.g. 户籍证明.")
+    ready_at: AwareDatetime
+    media_type: Literal["application/pdf"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_base64: str
+
+
+class CollectionConfirm(ApiModel):
+    """自助出件 done: the kiosk printed it for the person it identified. The document is sent
+    again so that only its holder can mark an application collected."""
+
+    id_number: str = Field(min_length=5, max_length=64, pattern=r"^[0-9A-Za-z<]+$")
+    document_type: str = Field(pattern=r"^(residentId|passport|travelPermit)$")
+    kiosk_id: KioskId
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+class CollectionConfirmed(ApiModel):
+    tracking_number: str
+    status: ApplicationStatus
+    collected_at: AwareDatetime
 
 
 TrackingNumber = Annotated[str, Path(
@@ -211,6 +252,9 @@ def _create(session: Session, settings: Settings, body: ApplicationSubmit,
             position=position, code=material.code, media_type=material.media_type,
             size=len(content), sha256=material.sha256, content=content)
             for position, (material, content) in enumerate(materials)])
+    application.history.append(models.ApplicationEvent(
+        at=now, step=ApplicationStatus.submitted.value, department=item.department,
+        note="自助终端提交"))
     session.add(application)
     session.flush()
     answer = ApplicationSubmitted(tracking_number=application.tracking_number,
@@ -252,6 +296,10 @@ def application_progress(number: TrackingNumber, session: SessionDep,
         models.Application.local_tracking_number == number)).limit(1))
     if application is None:
         raise ApiError(404, "application_not_found", "No application has this number.")
+    return progress_of(application, settings)
+
+
+def progress_of(application: models.Application, settings: Settings) -> ApplicationProgress:
     return ApplicationProgress(
         tracking_number=application.tracking_number,
         local_tracking_number=application.local_tracking_number,
@@ -259,4 +307,89 @@ def application_progress(number: TrackingNumber, session: SessionDep,
         service_name=application.service_name, department=application.department,
         status=ApplicationStatus(application.status), note=application.note,
         submitted_at=application.submitted_at.astimezone(settings.tz),
-        updated_at=application.updated_at.astimezone(settings.tz))
+        updated_at=application.updated_at.astimezone(settings.tz),
+        history=[ApplicationStep(at=e.at.astimezone(settings.tz), step=ApplicationStatus(e.step),
+                                 department=e.department, note=e.note)
+                 for e in application.history])
+
+
+def ensure_result_document(application: models.Application, settings: Settings) -> bytes:
+    """The result's PDF, rendered now if staff (or the seed) marked it ready without one."""
+    if application.result_content is None:
+        from backoffice.staff import render_result_document  # reportlab: loaded only if needed
+
+        application.result_content = render_result_document(application, settings)
+        application.result_media_type = "application/pdf"
+    return application.result_content
+
+
+@router.post(
+    "/applications/ready-for-pickup", response_model=list[ReadyResult],
+    summary="A person's results ready for pickup (自助出件), with their documents",
+    responses=_errors((422, "invalid_request")))
+def ready_for_pickup(body: ApplicationSearch, session: SessionDep,
+                     settings: SettingsDep) -> list[ReadyResult]:
+    # POST with the number in the body, like /applications/search: never in a URL or a log.
+    rows = list(session.scalars(
+        select(models.Application)
+        .where(models.Application.applicant_id_number == body.id_number.upper(),
+               models.Application.applicant_document_type == body.document_type,
+               models.Application.status == ApplicationStatus.ready.value)
+        .order_by(models.Application.updated_at, models.Application.tracking_number)))
+    answer = []
+    for application in rows:
+        content = ensure_result_document(application, settings)
+        ready_at = application.ready_at or application.updated_at
+        answer.append(ReadyResult(
+            tracking_number=application.tracking_number,
+            service_item_code=application.service_item_code,
+            service_name=application.service_name, department=application.department,
+            result_title=application.result_title or application.service_name,
+            ready_at=ready_at.astimezone(settings.tz), media_type="application/pdf",
+            sha256=hashlib.sha256(content).hexdigest(),
+            content_base64=base64.b64encode(content).decode("ascii")))
+    session.commit()  # keeps documents rendered on the way
+    return answer
+
+
+def _collect(session: Session, settings: Settings, number: str,
+             body: CollectionConfirm) -> tuple[int, dict[str, Any]]:
+    application = session.get(models.Application, number, with_for_update=True)
+    if (application is None
+            or application.applicant_id_number != body.id_number.upper()
+            or application.applicant_document_type != body.document_type):
+        # The same answer for "no such number" and "not yours": a number proves nothing.
+        raise ApiError(404, "application_not_found",
+                       "No application with this number belongs to this document.")
+    if application.status == ApplicationStatus.collected.value:
+        raise ApiError(409, "already_collected", "This result has already been collected.")
+    if application.status != ApplicationStatus.ready.value:
+        raise ApiError(409, "not_ready", "This application's result is not ready for pickup.")
+    now = settings.now()
+    application.status = ApplicationStatus.collected.value
+    application.updated_at = now
+    application.collected_at = now
+    application.collected_by_kiosk = body.kiosk_id
+    application.note = "已在自助终端领取"
+    application.history.append(models.ApplicationEvent(
+        at=now, step=ApplicationStatus.collected.value, department=application.department,
+        note="自助终端出件"))
+    session.flush()
+    return 200, CollectionConfirmed(tracking_number=number, status=ApplicationStatus.collected,
+                                    collected_at=now).model_dump(mode="json")
+
+
+@router.post(
+    "/applications/{number}/collected", response_model=CollectionConfirmed,
+    summary="Confirm that a result was printed / handed over (自助出件 done)",
+    responses=_errors(
+        (400, "idempotency_key_required / malformed_idempotency_key"),
+        (404, "application_not_found (no such number, or not this document's)"),
+        (409, "not_ready, already_collected (under a different Idempotency-Key)"),
+        (422, "invalid_request, idempotency_key_reused")))
+def confirm_collected(number: Annotated[str, Path(pattern=CODE_PATTERN, description="办件编号")],
+                      body: CollectionConfirm, idempotency_key: IdempotencyKey,
+                      session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    payload = {"number": number, **body.model_dump(mode="json")}
+    return _idempotent(session, settings, "collected", idempotency_key, payload,
+                       lambda: _collect(session, settings, number, body))

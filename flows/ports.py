@@ -74,6 +74,16 @@ class ApplicationStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ApplicationStep:
+    """One step of an application's history (办理环节)."""
+
+    at: datetime
+    step: ApplicationStatus
+    department: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ApplicationSummary:
     """One of the citizen's applications as the progress query shows it: no personal data."""
 
@@ -84,6 +94,92 @@ class ApplicationSummary:
     submitted_at: datetime
     updated_at: datetime
     note: str = ""  # what the department says about the current status
+    history: tuple[ApplicationStep, ...] = ()  # oldest first; empty where not asked for
+
+
+@dataclass(frozen=True)
+class ItemMaterial:
+    """One 申请材料 of a service item, as the material capture needs it."""
+
+    code: str
+    name: str
+    requirement: str  # required | optional | deferrable (容缺后补)
+    paper: str  # a4 | id1 | passport (devices.vision.document.PaperKind values)
+    max_pages: int
+    copies: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceItemInfo:
+    """A 事项 with the five unified fields of the 办事指南."""
+
+    code: str
+    name: str  # 事项名称
+    item_type: str  # 事项类型
+    centre_id: str
+    category_code: str
+    department: str
+    basic_code: str = ""  # 基本编码, GB/T 39554.1 shape
+    legal_basis: tuple[str, ...] = ()  # 设定依据
+    conditions: tuple[str, ...] = ()  # 申请条件
+    materials: tuple[ItemMaterial, ...] = ()  # 申请材料
+    promised_days: int | None = None  # 承诺时限, working days
+    statutory_days: int | None = None
+    fees: str = ""
+    co_departments: tuple[str, ...] = ()
+    kiosk_services: tuple[str, ...] = ()
+    result_name: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceCatalogue:
+    version: str  # also the ETag: revalidate with it
+    items: tuple[ServiceItemInfo, ...]
+
+
+@dataclass(frozen=True, repr=False)
+class ReadyResult:
+    """A result ready for pickup (自助出件) with its document. The document is personal data."""
+
+    tracking_number: str
+    service_name: str
+    department: str
+    result_title: str
+    ready_at: datetime
+    media_type: str
+    content: bytes
+
+    def __repr__(self) -> str:
+        return f"ReadyResult({self.tracking_number}, {len(self.content)} bytes)"
+
+
+class RatingLevel(enum.IntEnum):
+    """GB/T 39734-2020's five levels."""
+
+    VERY_SATISFIED = 5  # 非常满意
+    SATISFIED = 4  # 满意
+    BASICALLY_SATISFIED = 3  # 基本满意
+    DISSATISFIED = 2  # 不满意
+    VERY_DISSATISFIED = 1  # 非常不满意
+
+
+@dataclass(frozen=True, repr=False)
+class Rating:
+    """A 好差评 of one transaction: ``indicators`` (codes of GET /ratings/scheme) are required
+    for levels 1-2 and empty otherwise; one of tracking_number / session_id is set."""
+
+    level: RatingLevel
+    kiosk_id: str
+    centre_id: str
+    indicators: tuple[str, ...] = ()
+    comment: str = ""  # may hold personal data: never logged
+    tracking_number: str | None = None
+    session_id: str | None = None
+    service_item_code: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Rating({int(self.level)}, {self.indicators}, {self.tracking_number or self.session_id})"
 
 
 class BackOfficeError(Exception):

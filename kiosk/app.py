@@ -17,10 +17,12 @@ from flows.checkin import CheckInFlow, CheckInSettings
 from flows.identify import IdentifyFlow, IdentifySettings
 from flows.ports import BackOffice, BackOfficeError
 from flows.query import QueryFlow
-from kiosk.client import HttpBackOffice, TlsSettings
+from kiosk.client import DeviceReport, HeartbeatReport, HttpBackOffice, TlsSettings
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
+from kiosk.heartbeat import HeartbeatSender
 from kiosk.i18n import I18n
+from kiosk.metrics import app_version
 from kiosk.outbox import OutboxStore, OutboxWorker, create_key
 from kiosk.services import Availability, evaluate
 from kiosk.session import EndReason, Session, SessionManager
@@ -29,6 +31,10 @@ from kiosk.storage.db import Database, open_database
 from kiosk.storage.used_codes import UsedCodeStore
 
 log = logging.getLogger(__name__)
+
+# Staff see a kiosk as stale after three missed beats (the back office's default is 180 s).
+HEARTBEAT_INTERVAL_S = 60.0
+
 
 @dataclass
 class Kiosk:
@@ -42,6 +48,7 @@ class Kiosk:
     i18n: I18n
     outbox: OutboxStore | None = None
     outbox_worker: OutboxWorker | None = None
+    heartbeat: HeartbeatSender | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -138,8 +145,24 @@ class Kiosk:
         self.audit.record("staff.called", session_id=session_id)
         return True
 
+    def heartbeat_report(self) -> HeartbeatReport:
+        """What staff see of this kiosk in the back office: devices and outbox, no personal
+        data."""
+        devices = tuple(
+            DeviceReport(name, str(status.state), str(device.device_class),
+                         str(status.paper) if status.paper is not None else None)
+            for name, device in self.devices.items() for status in (device.status(),))
+        stats = self.outbox.stats() if self.outbox is not None else None
+        return HeartbeatReport(
+            self.config.kiosk.centre_id, app_version(), devices,
+            outbox_depth=stats.pending if stats else 0,
+            outbox_quarantined=stats.quarantined if stats else 0,
+            outbox_oldest_age_s=stats.oldest_pending_age_s if stats else None)
+
     def close(self) -> None:
         self.sessions.end(EndReason.SHUTDOWN)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.outbox_worker is not None:
             self.outbox_worker.stop(5.0)  # a delivery in flight is resent, keyed, next start
         if self.outbox is not None:
@@ -212,6 +235,9 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     if isinstance(client, HttpBackOffice):
         kiosk.outbox_worker = OutboxWorker(kiosk.outbox, client)
         kiosk.outbox_worker.start()
+        kiosk.heartbeat = HeartbeatSender(client, config.kiosk.id, kiosk.heartbeat_report,
+                                          HEARTBEAT_INTERVAL_S)
+        kiosk.heartbeat.start()
     return kiosk
 
 

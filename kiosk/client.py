@@ -39,6 +39,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from devices.identity import mask_id
 from flows.ports import (
     ApplicationStatus,
+    ApplicationStep,
     ApplicationSummary,
     Appointment,
     AppointmentAlreadyUsed,
@@ -48,7 +49,12 @@ from flows.ports import (
     BackOfficeError,
     BackOfficeRejected,
     BackOfficeUnavailable,
+    ItemMaterial,
     QueueTicket,
+    Rating,
+    ReadyResult,
+    ServiceCatalogue,
+    ServiceItemInfo,
     TicketCategory,
 )
 
@@ -186,6 +192,38 @@ def submission_body(submission: ApplicationSubmission,
     }
 
 
+@dataclass(frozen=True)
+class DeviceReport:
+    """One device in a heartbeat: HAL state, and the paper level for printers."""
+
+    device_id: str
+    state: str  # starting | online | offline | powerOff | noDevice | hardwareError | ...
+    device_class: str = ""
+    paper: str | None = None  # full | low | out | jammed | unknown
+
+
+@dataclass(frozen=True)
+class HeartbeatReport:
+    """What the kiosk tells the back office every interval. No personal data."""
+
+    centre_id: str
+    software_version: str
+    devices: tuple[DeviceReport, ...] = ()
+    outbox_depth: int = 0
+    outbox_quarantined: int = 0
+    outbox_oldest_age_s: float | None = None
+    sent_at: dt.datetime | None = None  # aware
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "centre_id": self.centre_id, "software_version": self.software_version,
+            "sent_at": self.sent_at.isoformat() if self.sent_at is not None else None,
+            "devices": [{"device_id": d.device_id, "device_class": d.device_class,
+                         "state": d.state, "paper": d.paper} for d in self.devices],
+            "outbox": {"depth": self.outbox_depth, "quarantined": self.outbox_quarantined,
+                       "oldest_age_s": self.outbox_oldest_age_s}}
+
+
 # --- transport settings -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -313,6 +351,78 @@ class _ApplicationWire(_Wire):
     updated_at: AwareDatetime
 
 
+class _StepWire(_Wire):
+    at: AwareDatetime
+    step: ApplicationStatus
+    department: str
+    note: str = ""
+
+
+class _ProgressWire(_ApplicationWire):
+    history: list[_StepWire] = []
+
+
+class _MaterialWire(_Wire):
+    code: str = Field(min_length=1, max_length=64)
+    name: str
+    requirement: str = Field(pattern=r"^(required|optional|deferrable)$")
+    paper: str = Field(pattern=r"^(a4|id1|passport)$")
+    max_pages: int = Field(ge=1, le=50)
+    copies: str = ""
+    note: str = ""
+
+
+class _ItemWire(_Wire):
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    name: str = Field(min_length=1)
+    item_type: str
+    centre_id: str
+    category_code: str
+    department: str
+    basic_code: str = ""
+    legal_basis: list[str] = []
+    conditions: list[str] = []
+    materials: list[_MaterialWire] = []
+    promised_days: int | None = Field(default=None, ge=0)
+    statutory_days: int | None = Field(default=None, ge=0)
+    fees: str = ""
+    co_departments: list[str] = []
+    kiosk_services: list[str] = []
+    result_name: str = ""
+
+
+class _CatalogueWire(_Wire):
+    version: str = Field(min_length=1, max_length=128)
+    items: list[_ItemWire]
+
+
+class _ReadyWire(_Wire):
+    tracking_number: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    service_name: str
+    department: str
+    result_title: str
+    ready_at: AwareDatetime
+    media_type: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_base64: str
+
+
+class _CollectedWire(_Wire):
+    tracking_number: str
+    status: ApplicationStatus
+    collected_at: AwareDatetime
+
+
+class _RatingCreatedWire(_Wire):
+    id: int
+    created_at: AwareDatetime
+
+
+class _HeartbeatAckWire(_Wire):
+    received_at: AwareDatetime
+    stale_after_s: float = 0.0
+
+
 class _SubmittedWire(_Wire):
     tracking_number: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     local_tracking_number: str = Field(min_length=1, max_length=64)
@@ -337,7 +447,13 @@ def _parse(adapter: TypeAdapter[_W], payload: Any, what: str) -> _W:
 
 
 _APPOINTMENT = TypeAdapter(_AppointmentWire)
-_APPLICATION = TypeAdapter(_ApplicationWire)
+_APPLICATION = TypeAdapter(_ProgressWire)
+_CATALOGUE = TypeAdapter(_CatalogueWire)
+_ITEM = TypeAdapter(_ItemWire)
+_READY = TypeAdapter(list[_ReadyWire])
+_COLLECTED = TypeAdapter(_CollectedWire)
+_RATING_CREATED = TypeAdapter(_RatingCreatedWire)
+_HEARTBEAT_ACK = TypeAdapter(_HeartbeatAckWire)
 _APPLICATIONS = TypeAdapter(list[_ApplicationWire])
 _TICKET = TypeAdapter(_TicketEnvelopeWire)
 _CATEGORIES = TypeAdapter(list[_TicketCategoryWire])
@@ -355,8 +471,34 @@ def _ticket(wire: _TicketEnvelopeWire) -> QueueTicket:
 
 
 def _summary(a: _ApplicationWire) -> ApplicationSummary:
+    history = tuple(ApplicationStep(s.at, s.step, s.department, s.note)
+                    for s in getattr(a, "history", []))
     return ApplicationSummary(a.tracking_number, a.service_name, a.department, a.status,
-                              a.submitted_at, a.updated_at, a.note)
+                              a.submitted_at, a.updated_at, a.note, history)
+
+
+def _item(w: _ItemWire) -> ServiceItemInfo:
+    return ServiceItemInfo(
+        code=w.code, name=w.name, item_type=w.item_type, centre_id=w.centre_id,
+        category_code=w.category_code, department=w.department, basic_code=w.basic_code,
+        legal_basis=tuple(w.legal_basis), conditions=tuple(w.conditions),
+        materials=tuple(ItemMaterial(m.code, m.name, m.requirement, m.paper, m.max_pages,
+                                     m.copies, m.note) for m in w.materials),
+        promised_days=w.promised_days, statutory_days=w.statutory_days, fees=w.fees,
+        co_departments=tuple(w.co_departments), kiosk_services=tuple(w.kiosk_services),
+        result_name=w.result_name)
+
+
+def _ready(w: _ReadyWire) -> ReadyResult:
+    try:
+        content = base64.b64decode(w.content_base64, validate=True)
+    except ValueError:
+        raise BadAnswer("ready results: a document is not base64") from None
+    if sha256(content).hexdigest() != w.sha256:
+        # A damaged certificate must not be printed as if it were the real one.
+        raise BadAnswer("ready results: a document does not match its sha256")
+    return ReadyResult(w.tracking_number, w.service_name, w.department, w.result_title,
+                       w.ready_at, w.media_type, content)
 
 
 def _ssl_reason(exc: BaseException) -> str:
@@ -400,6 +542,7 @@ class _Request:
     path: str
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class HttpBackOffice:
@@ -533,6 +676,74 @@ class HttpBackOffice:
         payload = self._call("application progress", "GET", f"/applications/progress/{number}")
         return _summary(_parse(_APPLICATION, payload, "application progress"))
 
+    # -- catalogue --
+
+    def service_catalogue(self, centre_id: str, *,
+                          etag: str | None = None) -> ServiceCatalogue | None:
+        """The centre's catalogue; None when ``etag`` (a previous ``version``) is still
+        current, so the caller keeps its cached copy."""
+        headers = {"If-None-Match": f'"{etag}"'} if etag else None
+        response = self._call_response("service catalogue", "GET", "/service-items",
+                                       params={"centre_id": centre_id}, headers=headers)
+        if response.status_code == 304:
+            return None
+        wire = _parse(_CATALOGUE, self._json(response, "service catalogue"), "service catalogue")
+        return ServiceCatalogue(wire.version, tuple(_item(i) for i in wire.items))
+
+    def service_item(self, code: str, *, centre_id: str) -> ServiceItemInfo:
+        if not isinstance(code, str) or not _CODE_RE.fullmatch(code):
+            raise BackOfficeRejected("service item code is malformed")
+        payload = self._call("service item", "GET", f"/service-items/{code}",
+                             params={"centre_id": centre_id})
+        return _item(_parse(_ITEM, payload, "service item"))
+
+    # -- 自助出件 --
+
+    def ready_results(self, *, id_number: str, document_type: str,
+                      session_id: str) -> list[ReadyResult]:
+        """The person's results ready for pickup, with their documents (checked against
+        their SHA-256). The ID number travels in the body, never in a URL."""
+        payload = self._call("ready results", "POST", "/applications/ready-for-pickup",
+                             body={"id_number": id_number, "document_type": document_type,
+                                   "session_id": session_id}, retry=True)
+        return [_ready(w) for w in _parse(_READY, payload, "ready results")]
+
+    def confirm_collected(self, number: str, *, id_number: str, document_type: str,
+                          kiosk_id: str, session_id: str,
+                          idempotency_key: str) -> dt.datetime:
+        """Tell the back office the result was printed; returns when it was recorded. A
+        resend with the same key answers the same."""
+        if not isinstance(number, str) or not _CODE_RE.fullmatch(number):
+            raise BackOfficeRejected("tracking number is malformed (1-64 of A-Z a-z 0-9 - _)")
+        payload = self._call("confirm collected", "POST", f"/applications/{number}/collected",
+                             body={"id_number": id_number, "document_type": document_type,
+                                   "kiosk_id": kiosk_id, "session_id": session_id},
+                             idempotency_key=idempotency_key)
+        return _parse(_COLLECTED, payload, "confirm collected").collected_at
+
+    # -- 好差评 --
+
+    def rate(self, rating: Rating, *, idempotency_key: str) -> int:
+        """Send a 好差评; returns the back office's id of it."""
+        body = {"level": int(rating.level), "indicators": list(rating.indicators),
+                "comment": rating.comment, "tracking_number": rating.tracking_number,
+                "session_id": rating.session_id, "service_item_code": rating.service_item_code,
+                "kiosk_id": rating.kiosk_id, "centre_id": rating.centre_id}
+        payload = self._call("rating", "POST", "/ratings", body=body,
+                             idempotency_key=idempotency_key)
+        return _parse(_RATING_CREATED, payload, "rating").id
+
+    # -- heartbeat --
+
+    def heartbeat(self, kiosk_id: str, report: HeartbeatReport) -> dt.datetime:
+        """Post one heartbeat; not retried (the next one comes soon). Returns when the
+        back office received it."""
+        if not isinstance(kiosk_id, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", kiosk_id):
+            raise BackOfficeRejected("kiosk id is malformed")
+        payload = self._call("heartbeat", "POST", f"/kiosks/{kiosk_id}/heartbeat",
+                             body=report.body(), retry=False)
+        return _parse(_HEARTBEAT_ACK, payload, "heartbeat").received_at
+
     # -- plumbing --
 
     @staticmethod
@@ -543,15 +754,19 @@ class HttpBackOffice:
         return f"/appointments/{code}"
 
     def _call(self, what: str, method: str, path: str, *, body: Any = None,
-              idempotency_key: str | None = None, retry: bool | None = None) -> Any:
+              idempotency_key: str | None = None, retry: bool | None = None,
+              params: Mapping[str, str] | None = None) -> Any:
         response = self._call_response(what, method, path, body=body,
-                                       idempotency_key=idempotency_key, retry=retry)
+                                       idempotency_key=idempotency_key, retry=retry,
+                                       params=params)
         return self._json(response, what)
 
     def _call_response(self, what: str, method: str, path: str, *, body: Any = None,
                        idempotency_key: str | None = None, retry: bool | None = None,
-                       submission: bool = False) -> httpx.Response:
-        request = _Request(what, method, path)
+                       submission: bool = False, params: Mapping[str, str] | None = None,
+                       headers: Mapping[str, str] | None = None) -> httpx.Response:
+        request = _Request(what, method, path, params=dict(params or {}),
+                           headers=dict(headers or {}))
         if body is not None:
             # Encoded once: every retry sends the very same bytes.
             request.content = json.dumps(body, ensure_ascii=False,
@@ -587,6 +802,7 @@ class HttpBackOffice:
         try:
             response = self._http.request(request.method, request.path, content=request.content,
                                           headers=request.headers or None,
+                                          params=request.params or None,
                                           timeout=httpx.Timeout(timeout_s))
         except httpx.TimeoutException as exc:
             log.warning("%s: timed out after %.3g s (%s)", what, timeout_s, type(exc).__name__)
@@ -606,6 +822,8 @@ class HttpBackOffice:
         status = response.status_code
         log.debug("%s: HTTP %s", what, status)
         if 200 <= status < 300:
+            return response
+        if status == 304 and "If-None-Match" in request.headers:
             return response
         if status >= 500:
             self._raise_server_error(response, what)
@@ -671,6 +889,8 @@ __all__ = [
     "BackOfficeConfigError",
     "BadAnswer",
     "Commitment",
+    "DeviceReport",
+    "HeartbeatReport",
     "HttpBackOffice",
     "Material",
     "NO_RETRY",

@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   fonts-ocr-b                               # OCR-B, the MRZ typeface: renders specimen pages in tests
   systemd systemd-container                 # systemd-analyze, sysusers, tmpfiles; nspawn boots the units (tests/systemd)
   cage xwayland                             # the appliance's compositor: tests run the kiosk under it
+  postgresql libpq5                         # the back office's second database: tests start a private cluster
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

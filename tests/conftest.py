@@ -1,4 +1,11 @@
-"""Shared fixtures. ``backoffice_server`` is the real back office over loopback HTTP."""
+"""Shared fixtures. ``backoffice_server`` is the real back office over loopback HTTP.
+
+The back-office suite (``BACKOFFICE_SUITE``) runs once per database, SQLite and PostgreSQL
+(a private cluster, tests/peers/postgres.py): every test there that uses ``backoffice_server``,
+``backoffice_db_url`` or ``backoffice_database`` gets the ids ``[sqlite]`` and ``[postgresql]``.
+The rest of the suite talks to the back office on SQLite only: the database is the server's
+business, and doubling those tests would test the same server code twice.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,13 @@ import pytest
 
 from kiosk.launcher import EmbeddedBackOffice, free_port
 
-# Real peers as fixtures: pcscd with the vpcd virtual reader, a private cupsd.
-pytest_plugins = ["tests.peers.pcscd"]
+# Real peers as fixtures: pcscd with the vpcd virtual reader, a private PostgreSQL cluster.
+pytest_plugins = ["tests.peers.pcscd", "tests.peers.postgres"]
+
+TESTS = Path(__file__).resolve().parent
+DATABASES = ("sqlite", "postgresql")
+# Paths relative to tests/: a folder (trailing /) or a file.
+BACKOFFICE_SUITE = ("backoffice/", "test_checkin_backoffice.py", "outbox/test_submissions_api.py")
 
 TEST_CENTRE = "TEST-01"
 OTHER_CENTRE = "TEST-02"
@@ -92,6 +104,7 @@ class RunningBackOffice:
     url: str
     seed: dict[str, Any]
     process: EmbeddedBackOffice
+    database: str = "sqlite"  # one of DATABASES
     centre_id: str = TEST_CENTRE
     other_centre_id: str = OTHER_CENTRE
     numbering_centre_id: str = NUMBERING_CENTRE
@@ -134,14 +147,98 @@ def test_seed() -> dict[str, Any]:
     return make_test_seed()
 
 
+def in_backoffice_suite(path: Path) -> bool:
+    """Whether the test file at ``path`` belongs to the suite that runs on every database."""
+    try:
+        relative = path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:
+        return False
+    return any(relative.startswith(entry) if entry.endswith("/") else relative == entry
+               for entry in BACKOFFICE_SUITE)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backoffice_database" in metafunc.fixturenames and in_backoffice_suite(metafunc.definition.path):
+        # SQLite's param is None, the cache key of the unparametrised fixture the rest of the
+        # suite uses: switching between the two then tears nothing down (a module-scoped kiosk
+        # built on ``backoffice_server`` survives). Session scope groups the PostgreSQL runs.
+        metafunc.parametrize("backoffice_database", [None, "postgresql"], ids=list(DATABASES),
+                             indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def backoffice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBackOffice]:
+def backoffice_database(request: pytest.FixtureRequest) -> str:
+    """The database the back office under test runs on: ``sqlite`` or ``postgresql``."""
+    return getattr(request, "param", None) or "sqlite"
+
+
+def new_database_url(request: pytest.FixtureRequest, database: str, folder: Path,
+                     name: str = "bo") -> str:
+    """The URL of a new, empty back-office database: a file in ``folder`` for SQLite, a new
+    database in the session's private cluster for PostgreSQL (started on first use; the test
+    skips, or fails in CI, when PostgreSQL is not installed)."""
+    if database == "sqlite":
+        return f"sqlite:///{folder / f'{name}.db'}"
+    if database == "postgresql":
+        return request.getfixturevalue("postgres").create_database(name)
+    raise ValueError(f"unknown database {database!r}: one of {DATABASES}")
+
+
+class BackOfficeServers:
+    """One seeded back office per database, started on first use and kept for the session, so
+    the SQLite and PostgreSQL runs of a test each find their server (and its fresh-code pool)
+    as the previous test left it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._running: dict[str, RunningBackOffice] = {}
+
+    def get(self, request: pytest.FixtureRequest, database: str) -> RunningBackOffice:
+        if database not in self._running:
+            folder = self.workdir / database
+            folder.mkdir()
+            seed = make_test_seed()
+            seed_path = write_seed(folder / "seed.json", seed)
+            server = EmbeddedBackOffice(port=free_port(),
+                                        db_url=new_database_url(request, database, folder),
+                                        seed=seed_path, timezone="Asia/Shanghai")
+            server.start()
+            if database == "postgresql":
+                # The cluster may be torn down before this registry: stop its client first.
+                request.getfixturevalue("postgres").before_stop(server.stop)
+            self._running[database] = RunningBackOffice(url=server.url, seed=seed,
+                                                        process=server, database=database)
+        return self._running[database]
+
+    def close(self) -> None:
+        for running in self._running.values():
+            running.process.stop()
+        self._running.clear()
+
+
+@pytest.fixture(scope="session")
+def backoffice_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackOfficeServers]:
+    servers = BackOfficeServers(tmp_path_factory.mktemp("backoffice"))
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture(scope="session")
+def backoffice_server(request: pytest.FixtureRequest, backoffice_servers: BackOfficeServers,
+                      backoffice_database: str) -> RunningBackOffice:
     """The real back office (``python -m backoffice``) on a free loopback port, seeded with
-    ``make_test_seed()``, shared by the whole session."""
-    workdir = tmp_path_factory.mktemp("backoffice")
-    seed = make_test_seed()
-    seed_path = write_seed(workdir / "seed.json", seed)
-    server = EmbeddedBackOffice(port=free_port(), db_url=f"sqlite:///{workdir / 'bo.db'}",
-                                seed=seed_path, timezone="Asia/Shanghai")
-    with server:
-        yield RunningBackOffice(url=server.url, seed=seed, process=server)
+    ``make_test_seed()``, shared by the whole session (one per database)."""
+    return backoffice_servers.get(request, backoffice_database)
+
+
+@pytest.fixture
+def backoffice_db_url(request: pytest.FixtureRequest, backoffice_database: str,
+                      tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on the database under test, for one test (dropped after it)."""
+    cluster = request.getfixturevalue("postgres") if backoffice_database == "postgresql" else None
+    url = new_database_url(request, backoffice_database, tmp_path)
+    yield url
+    if cluster is not None:
+        cluster.drop_database(url)

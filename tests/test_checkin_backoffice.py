@@ -122,13 +122,14 @@ def test_unknown_code(backoffice_server, kiosk_parts):
     assert flow.view.problem is Problem.UNKNOWN_CODE
 
 
-def test_server_stopped_mid_journey_then_back(backoffice_server, kiosk_parts, tmp_path):
+def test_server_stopped_mid_journey_then_back(backoffice_server, kiosk_parts, tmp_path,
+                                             backoffice_db_url):
     from kiosk.launcher import EmbeddedBackOffice, free_port
     from tests.conftest import make_test_seed, write_seed
 
     seed = write_seed(tmp_path / "seed.json", make_test_seed())
     port = free_port()
-    db_url = f"sqlite:///{tmp_path / 'bo.db'}"
+    db_url = backoffice_db_url
     server = EmbeddedBackOffice(port=port, db_url=db_url, seed=seed)
     server.start()
     kiosk_parts["client"] = HttpBackOffice(server.url, timeout_s=2)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from flows.ports import (
+    ApplicationStatus,
     Appointment,
     AppointmentAlreadyUsed,
     AppointmentNotFound,
@@ -365,7 +366,7 @@ def test_find_applications_with_a_malformed_answer_is_unavailable():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from flows.ports import ApplicationStatus, BackOfficeError  # noqa: E402
+from flows.ports import BackOfficeError  # noqa: E402
 from kiosk.client import (  # noqa: E402
     BackOfficeConfigError,
     BadAnswer,
@@ -687,3 +688,88 @@ def test_any_answer_to_any_call_is_handled(status, body, call):
             assert result is False or (status == 200)
         else:
             assert 200 <= status < 300
+
+
+# --- catalogue, 自助出件, 好差评 (over loopback) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def private_server(tmp_path_factory) -> Iterator[str]:
+    """A back office of our own: these tests collect a result, which the shared one must keep."""
+    from tests.conftest import make_test_seed, write_seed
+
+    workdir = tmp_path_factory.mktemp("client-bo")
+    seed = write_seed(workdir / "seed.json", make_test_seed())
+    with EmbeddedBackOffice(port=free_port(), db_url=f"sqlite:///{workdir / 'bo.db'}",
+                            seed=seed, timezone="Asia/Shanghai") as server:
+        yield server.url
+
+
+def test_catalogue_is_fetched_then_revalidated_by_version(client, backoffice_server):
+    from flows.ports import ServiceCatalogue
+
+    catalogue = client.service_catalogue(backoffice_server.centre_id)
+    assert isinstance(catalogue, ServiceCatalogue)
+    assert {i.code for i in catalogue.items} == {"SB001", "YB001", "HJ001"}
+    assert client.service_catalogue(backoffice_server.centre_id,
+                                    etag=catalogue.version) is None
+    assert client.service_catalogue(backoffice_server.centre_id, etag="stale") == catalogue
+    item = client.service_item("YB001", centre_id=backoffice_server.centre_id)
+    assert item.name == "异地就医备案" and item.department == "医保局"
+    with pytest.raises(BackOfficeRejected):
+        client.service_item("NOPE", centre_id=backoffice_server.centre_id)
+
+
+def test_progress_carries_the_history(client):
+    summary = client.application_progress("T-APP-NEW")
+    assert [s.step for s in summary.history] == [ApplicationStatus.SUBMITTED,
+                                                 ApplicationStatus.READY]
+
+
+def test_ready_results_then_confirm_collected_once(private_server):
+    from tests.conftest import APPLICANT_ID
+
+    who = {"id_number": APPLICANT_ID, "document_type": "residentId"}
+    with HttpBackOffice(private_server, timeout_s=5) as bo:
+        [result] = bo.ready_results(**who, session_id="s-pick")
+        assert result.tracking_number == "T-APP-NEW" and result.content.startswith(b"%PDF")
+        assert APPLICANT_ID not in repr(result)
+        idem = key()
+        at = bo.confirm_collected("T-APP-NEW", **who, kiosk_id="K1", session_id="s-pick",
+                                  idempotency_key=idem)
+        # A resend after a lost answer is answered the same, not refused.
+        assert bo.confirm_collected("T-APP-NEW", **who, kiosk_id="K1", session_id="s-pick",
+                                    idempotency_key=idem) == at
+        assert bo.ready_results(**who, session_id="s-pick") == []
+        with pytest.raises(BackOfficeRejected, match="already_collected"):
+            bo.confirm_collected("T-APP-NEW", **who, kiosk_id="K1", session_id="s-pick",
+                                 idempotency_key=key())
+
+
+def test_a_damaged_document_is_not_accepted():
+    import base64
+
+    from kiosk.client import BadAnswer
+
+    body = [{"tracking_number": "BJ1", "service_name": "s", "department": "d",
+             "result_title": "t", "ready_at": "2030-01-01T00:00:00+08:00",
+             "media_type": "application/pdf", "sha256": "0" * 64,
+             "content_base64": base64.b64encode(b"%PDF-tampered").decode()}]
+    bo = mock_client(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(BadAnswer, match="sha256"):
+        bo.ready_results(id_number="110101199003074514", document_type="residentId",
+                         session_id="s")
+
+
+def test_rating_is_sent_once_per_key(private_server):
+    from flows.ports import Rating, RatingLevel
+
+    rating = Rating(level=RatingLevel.DISSATISFIED, kiosk_id="K1", centre_id="TEST-01",
+                    indicators=("wait_too_long",), comment="等了很久", session_id="s-rate")
+    with HttpBackOffice(private_server, timeout_s=5) as bo:
+        idem = key()
+        first = bo.rate(rating, idempotency_key=idem)
+        assert bo.rate(rating, idempotency_key=idem) == first
+        assert bo.rate(rating, idempotency_key=key()) != first
+        with pytest.raises(BackOfficeRejected, match="indicators_required"):
+            bo.rate(Rating(level=RatingLevel.VERY_DISSATISFIED, kiosk_id="K1",
+                           centre_id="TEST-01", session_id="s"), idempotency_key=key())

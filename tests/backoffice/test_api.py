@@ -327,7 +327,7 @@ def test_service_items(api, backoffice_server):
     response = api.get("/service-items", params={"centre_id": backoffice_server.centre_id})
     assert response.status_code == 200
     assert [(i["code"], i["name"], i["category_code"], i["department"])
-            for i in response.json()] == [("HJ001", "户籍证明开具", "C", "公安分局"),
+            for i in response.json()["items"]] == [("HJ001", "户籍证明开具", "C", "公安分局"),
                                           ("SB001", "社会保障卡申领", "A", "人社局"),
                                           ("YB001", "异地就医备案", "B", "医保局")]
     missing = api.get("/service-items", params={"centre_id": "NO-CENTRE"})
@@ -364,6 +364,13 @@ def test_openapi_lists_every_path(backoffice_server):
         "/api/v1/applications",
         "/api/v1/applications/search",
         "/api/v1/applications/progress/{number}",
+        "/api/v1/service-items/{code}",
+        "/api/v1/applications/ready-for-pickup",
+        "/api/v1/applications/{number}/collected",
+        "/api/v1/ratings",
+        "/api/v1/ratings/scheme",
+        "/api/v1/kiosks",
+        "/api/v1/kiosks/{kiosk_id}/heartbeat",
     }
     assert set(document["paths"]["/api/v1/help-requests"]) == {"get", "post"}
     check_in_op = document["paths"]["/api/v1/appointments/{code}/check-in"]["post"]
@@ -464,7 +471,7 @@ def test_restart_keeps_state_and_reset_reloads(tmp_path, test_seed):
     with run() as server, httpx.Client(base_url=f"{server.url}/api/v1", trust_env=False) as api:
         assert api.get("/appointments/T-FRESH-001").json()["status"] == "checked_in"
         assert len(api.get("/centres").json()) == 4
-        assert len(api.get("/service-items", params={"centre_id": "TEST-01"}).json()) == 3
+        assert len(api.get("/service-items", params={"centre_id": "TEST-01"}).json()["items"]) == 3
 
     with run(reset=True) as server, httpx.Client(base_url=f"{server.url}/api/v1",
                                                  trust_env=False) as api:

@@ -118,10 +118,10 @@ def test_check_in_by_id_keeps_the_centre_and_day_rules(api, backoffice_server):
         assert (answer.status_code, answer.json()["error"]) == (422, error)
 
 
-def test_a_seed_whose_code_is_another_appointments_id_is_refused(tmp_path):
+def test_a_seed_whose_code_is_another_appointments_id_is_refused(backoffice_db_url):
     seed = make_test_seed()
     seed["appointments"][1]["code"] = seed["appointments"][0]["appointment_id"]
-    engine = make_engine(f"sqlite:///{tmp_path / 'bo.db'}")
+    engine = make_engine(backoffice_db_url)
     init_schema(engine)
     try:
         with SessionFactory(engine).session() as session, pytest.raises(SeedError,
@@ -131,8 +131,8 @@ def test_a_seed_whose_code_is_another_appointments_id_is_refused(tmp_path):
         engine.dispose()
 
 
-def test_a_later_seed_cannot_reuse_a_stored_id_as_a_code(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'bo.db'}")
+def test_a_later_seed_cannot_reuse_a_stored_id_as_a_code(backoffice_db_url):
+    engine = make_engine(backoffice_db_url)
     init_schema(engine)
     factory = SessionFactory(engine)
     try:
@@ -260,8 +260,8 @@ def test_issue_code_with_another_key_is_unknown_to_a_demo_kiosk(capsys, tmp_path
     assert kiosk_verdict(text) == "unknown_key"
 
 
-def test_issue_code_for_a_stored_appointment_with_overrides(capsys, tmp_path):
-    db_url = f"sqlite:///{tmp_path / 'bo.db'}"
+def test_issue_code_for_a_stored_appointment_with_overrides(capsys, backoffice_db_url):
+    db_url = backoffice_db_url
     engine = make_engine(db_url)
     init_schema(engine)
     with SessionFactory(engine).session() as session:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import hashlib
+import json
 import random
 import socket
-import sqlite3
 import ssl
 import struct
 import threading
@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from backoffice.db import normalise_url
 from kiosk.launcher import HOST, EmbeddedBackOffice, EmbeddedBackOfficeError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,23 +88,28 @@ class StoredApplication:
     material_digests: tuple[str, ...]
 
 
-def stored_applications(db_file: Path, kiosk_id: str) -> list[StoredApplication]:
+def stored_applications(db_url: str, kiosk_id: str) -> list[StoredApplication]:
     """Every application the back office stored from ``kiosk_id``, read straight from its
-    SQLite file (read-only), with the form's ``marker`` and the materials' digests."""
-    connection = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30)
+    database (SQLite file or PostgreSQL), with the form's ``marker`` and the materials' digests."""
+    engine = sqlalchemy.create_engine(normalise_url(db_url))
     try:
-        rows = connection.execute(
-            "SELECT tracking_number, local_tracking_number, json_extract(form, '$.marker') "
-            "FROM applications WHERE kiosk_id = ? ORDER BY tracking_number", (kiosk_id,)).fetchall()
-        digests: dict[str, list[str]] = collections.defaultdict(list)
-        for number, digest in connection.execute(
-                "SELECT m.tracking_number, m.sha256 FROM application_materials m "
-                "JOIN applications a ON a.tracking_number = m.tracking_number "
-                "WHERE a.kiosk_id = ? ORDER BY m.tracking_number, m.position", (kiosk_id,)):
-            digests[number].append(digest)
+        with engine.connect() as connection:
+            rows = connection.execute(sqlalchemy.text(
+                "SELECT tracking_number, local_tracking_number, form FROM applications "
+                "WHERE kiosk_id = :kiosk ORDER BY tracking_number"), {"kiosk": kiosk_id}).all()
+            digests: dict[str, list[str]] = collections.defaultdict(list)
+            for number, digest in connection.execute(sqlalchemy.text(
+                    "SELECT m.tracking_number, m.sha256 FROM application_materials m "
+                    "JOIN applications a ON a.tracking_number = m.tracking_number "
+                    "WHERE a.kiosk_id = :kiosk ORDER BY m.tracking_number, m.position"),
+                    {"kiosk": kiosk_id}):
+                digests[number].append(digest)
     finally:
-        connection.close()
-    return [StoredApplication(t, local, marker, tuple(digests[t])) for t, local, marker in rows]
+        engine.dispose()
+    # SQLite hands JSON columns back as text through text(), PostgreSQL as a dict.
+    forms = [form if isinstance(form, dict) else json.loads(form) for _t, _l, form in rows]
+    return [StoredApplication(t, local, form.get("marker"), tuple(digests[t]))
+            for (t, local, _f), form in zip(rows, forms, strict=True)]
 
 
 def material_bytes(marker: str, position: int, size: int) -> bytes:

@@ -44,7 +44,7 @@ def wait_until(condition, limit_s: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def assert_delivered_exactly_once(store: OutboxStore, server_db: Path, kiosk: str,
+def assert_delivered_exactly_once(store: OutboxStore, server_db: str, kiosk: str,
                                   enqueued: dict[str, str]) -> None:
     """``enqueued``: marker -> local tracking number, for everything the kiosk accepted."""
     stored = stored_applications(server_db, kiosk)
@@ -86,7 +86,7 @@ def test_random_faults_lose_and_duplicate_nothing(seed: int, store: OutboxStore,
         finally:
             assert worker.stop() is True
     assert proxy.applied[:len(script)] == script  # every scripted fault was met
-    assert_delivered_exactly_once(store, outbox_server.db_file, kiosk, enqueued)
+    assert_delivered_exactly_once(store, outbox_server.db_url, kiosk, enqueued)
 
 
 def test_enqueue_does_not_wait_for_a_hung_back_office(store: OutboxStore, proxy: FaultProxy,
@@ -115,7 +115,7 @@ def test_enqueue_does_not_wait_for_a_hung_back_office(store: OutboxStore, proxy:
         finally:
             proxy.release()
             assert worker.stop() is True
-    assert_delivered_exactly_once(store, outbox_server.db_file, kiosk, enqueued)
+    assert_delivered_exactly_once(store, outbox_server.db_url, kiosk, enqueued)
 
 
 def test_back_office_down_then_back(tmp_path: Path, store: OutboxStore) -> None:
@@ -145,7 +145,8 @@ def test_back_office_down_then_back(tmp_path: Path, store: OutboxStore) -> None:
                 wait_until(lambda: store.stats().pending == 0)
             finally:
                 assert worker.stop() is True
-        assert_delivered_exactly_once(store, tmp_path / "bo" / "bo.db", kiosk, enqueued)
+        assert_delivered_exactly_once(store, f"sqlite:///{tmp_path / 'bo' / 'bo.db'}", kiosk,
+                                      enqueued)
     finally:
         server.stop()
 

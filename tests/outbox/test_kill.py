@@ -153,7 +153,7 @@ def test_sigkill_loses_and_duplicates_nothing(seed: int, tmp_path: Path, key_fil
     log.read()
     assert final in log.done
 
-    stored = stored_applications(outbox_server.db_file, kiosk)
+    stored = stored_applications(outbox_server.db_url, kiosk)
     markers = [s.marker for s in stored]
     assert len(markers) == len(set(markers)), "a submission reached the back office twice"
     assert set(log.acked) <= set(markers), "an acknowledged submission was lost"

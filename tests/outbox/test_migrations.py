@@ -103,7 +103,7 @@ def test_upgrade_in_place_with_submissions_waiting(tmp_path: Path, key_file: Pat
         assert store.stats().pending == 0
         receipts = {n: store.lookup(n).tracking_number for n in numbers}  # type: ignore[union-attr]
 
-    stored = stored_applications(outbox_server.db_file, kiosk_id)
+    stored = stored_applications(outbox_server.db_url, kiosk_id)
     assert sorted(s.marker for s in stored) == sorted(markers)
     by_marker = {s.marker: s for s in stored}
     for marker, number in zip(markers, numbers, strict=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
+from backoffice.db import normalise_url
 from kiosk.client import submission_body
 from tests.outbox.kiosk_driver import APPLICANT_ID, APPLICANT_NAME, submission
 from tests.outbox.peers import stored_applications
@@ -49,21 +50,22 @@ def test_submit_and_replay(api, outbox_server) -> None:
     again = post(api, payload, key)
     assert (again.status_code, again.json()) == (201, answer)
     assert again.headers["Idempotent-Replayed"] == "true"
-    stored = stored_applications(outbox_server.db_file, "K-API-REPLAY")
+    stored = stored_applications(outbox_server.db_url, "K-API-REPLAY")
     assert [(s.tracking_number, s.marker) for s in stored] == [(answer["tracking_number"],
                                                                 "api-replay")]
     # The bytes themselves are kept, with what the staff need to see them.
-    connection = sqlite3.connect(f"file:{outbox_server.db_file}?mode=ro", uri=True)
+    engine = sqlalchemy.create_engine(normalise_url(outbox_server.db_url))
     try:
-        rows = connection.execute(
-            "SELECT code, media_type, size, sha256, content FROM application_materials "
-            "WHERE tracking_number = ? ORDER BY position", (answer["tracking_number"],)).fetchall()
-        app = connection.execute(
-            "SELECT applicant_name, applicant_id_number, commitment_version, session_id, "
-            "kiosk_id FROM applications WHERE tracking_number = ?",
-            (answer["tracking_number"],)).fetchone()
+        with engine.connect() as connection:
+            number = {"number": answer["tracking_number"]}
+            rows = [tuple(r) for r in connection.execute(sqlalchemy.text(
+                "SELECT code, media_type, size, sha256, content FROM application_materials "
+                "WHERE tracking_number = :number ORDER BY position"), number)]
+            app = tuple(connection.execute(sqlalchemy.text(
+                "SELECT applicant_name, applicant_id_number, commitment_version, session_id, "
+                "kiosk_id FROM applications WHERE tracking_number = :number"), number).one())
     finally:
-        connection.close()
+        engine.dispose()
     sent = payload["materials"]
     assert [(c, t, z, d) for c, t, z, d, _ in rows] == [
         (m["code"], m["media_type"], len(base64.b64decode(m["content_base64"])), m["sha256"])
@@ -160,4 +162,4 @@ def test_concurrent_resends_make_one_application(api, outbox_server) -> None:
         answers = list(pool.map(lambda _: post(api, payload, key), range(8)))
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["tracking_number"] for a in answers}) == 1
-    assert len(stored_applications(outbox_server.db_file, "K-API-RACE")) == 1
+    assert len(stored_applications(outbox_server.db_url, "K-API-RACE")) == 1

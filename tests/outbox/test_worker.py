@@ -39,7 +39,7 @@ def test_drains_in_order_and_records_the_tracking_numbers(store, client, outbox_
     worker = OutboxWorker(store, client)
     assert worker.drain() == 6
     assert worker.deliver_next() is Outcome.EMPTY
-    stored = stored_applications(outbox_server.db_file, kiosk)
+    stored = stored_applications(outbox_server.db_url, kiosk)
     # 办件编号 are issued in arrival order: the server saw them in enqueue order.
     assert [s.local_tracking_number for s in stored] == numbers
     for s in stored:
@@ -84,7 +84,7 @@ def test_rejected_submission_is_quarantined_and_the_queue_moves_on(store, client
     assert entry.last_error == "422 unknown_service_item"
     health = worker.health()
     assert (health.pending, health.quarantined) == (0, 1)
-    stored = stored_applications(outbox_server.db_file, kiosk)
+    stored = stored_applications(outbox_server.db_url, kiosk)
     assert [s.local_tracking_number for s in stored] == [first, last]
 
 
@@ -105,7 +105,7 @@ def test_resend_after_a_crash_is_a_replay_not_a_second_application(
         assert worker.drain() == 1
         entry = store.lookup(number)
         assert entry is not None and entry.tracking_number == first.tracking_number
-    stored = stored_applications(outbox_server.db_file, kiosk)
+    stored = stored_applications(outbox_server.db_url, kiosk)
     assert [(s.tracking_number, s.marker) for s in stored] == [(first.tracking_number,
                                                                  "crash-1")]
 
@@ -131,7 +131,7 @@ def test_tampered_row_is_quarantined_not_sent(store, client, outbox_server) -> N
     assert entry is not None and entry.state == "quarantined"
     assert entry.last_error == "sealed_data_unreadable"
     assert [s.local_tracking_number for s in
-            stored_applications(outbox_server.db_file, kiosk)] == [good]
+            stored_applications(outbox_server.db_url, kiosk)] == [good]
 
 
 def test_background_thread_delivers_what_is_enqueued(store, client, outbox_server) -> None:
@@ -146,7 +146,7 @@ def test_background_thread_delivers_what_is_enqueued(store, client, outbox_serve
         assert worker.stop() is True
     assert not worker.running
     assert [s.local_tracking_number for s in
-            stored_applications(outbox_server.db_file, kiosk)] == numbers
+            stored_applications(outbox_server.db_url, kiosk)] == numbers
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
