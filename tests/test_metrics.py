@@ -207,7 +207,9 @@ def test_cli_writes_the_offline_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     parsed = samples(out.read_text())
     assert value(parsed, "zizhu_outbox_pending") == 2
     assert value(parsed, "zizhu_outbox_quarantined") == 1
-    assert value(parsed, "zizhu_outbox_oldest_pending_age_seconds") > 0
+    # The oldest waiting submission was enqueued an hour ago on the test's clock.
+    assert value(parsed, "zizhu_outbox_oldest_pending_age_seconds") == pytest.approx(3600,
+                                                                                   abs=300)
     assert value(parsed, "zizhu_sessions_total", reason="cancelled") == 1
     assert not any(name.startswith(("zizhu_device_state", "zizhu_app_state"))
                    for name, _ in parsed)  # the app's own figures are not invented

@@ -35,7 +35,8 @@ def reader(camera: SimCamera) -> Iterator[CameraQrReader]:
 def until(predicate, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
+        if time.monotonic() >= deadline:
+            raise AssertionError("condition not reached")
         time.sleep(0.01)
 
 

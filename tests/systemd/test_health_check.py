@@ -91,7 +91,7 @@ def test_healthy_kiosk(tmp_path, backoffice_server):
     assert got['zizhu_unit_active{unit="zizhu-out-of-service.service"}'] == 0
     assert got['zizhu_unit_restarts{unit="zizhu-kiosk.service"}'] == 2
     assert not any("zizhu-backoffice.service" in k for k in got)  # not installed here
-    assert got["zizhu_backoffice_up"] == 1 and got["zizhu_backoffice_probe_seconds"] > 0
+    assert got["zizhu_backoffice_up"] == 1 and "zizhu_backoffice_probe_seconds" in got
     assert got["zizhu_kiosk_metrics_ok"] == 1 and got["zizhu_healthy"] == 1
     kiosk_file = tmp_path / "metrics" / "zizhu_kiosk.prom"
     assert kiosk_file.read_text().strip() == (
