@@ -17,6 +17,7 @@ import datetime as dt
 import errno
 import logging
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _signing_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert", metavar="FILE", type=Path,
+                        help="serve HTTPS with this certificate (PEM); needs --tls-key")
+    parser.add_argument("--tls-key", metavar="FILE", type=Path, help="the key of --tls-cert")
+    parser.add_argument("--client-ca", metavar="FILE", type=Path,
+                        help="require every kiosk to present a certificate signed by this CA "
+                             "(mutual TLS); needs --tls-cert")
     parser.add_argument("--staff-token", metavar="TOKEN",
                         help="the staff web page (/staff) asks for this token; default: "
                              "$ZIZHU_STAFF_TOKEN, else no token (the page says so)")
@@ -106,6 +113,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _tls(args: argparse.Namespace) -> dict[str, object]:
+    if args.tls_cert is None:
+        return {}
+    tls: dict[str, object] = {"ssl_certfile": str(args.tls_cert),
+                              "ssl_keyfile": str(args.tls_key)}
+    if args.client_ca is not None:
+        tls |= {"ssl_ca_certs": str(args.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return tls
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["issue-code"]:
@@ -119,6 +136,13 @@ def serve(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 0 < args.port < 65536:
         return _fail(f"--port {args.port} is not a TCP port (1-65535)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return _fail("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        return _fail("--client-ca needs --tls-cert: client certificates are a TLS feature")
+    for given in (args.tls_cert, args.tls_key, args.client_ca):
+        if given is not None and not given.is_file():
+            return _fail(f"{given}: no such file")
     try:
         # The URL may carry a password: only this rendering of it is ever printed.
         shown_db = make_url(args.db).render_as_string(hide_password=True)
@@ -161,9 +185,11 @@ def serve(argv: Sequence[str]) -> int:
         sock.close()
         return _fail(f"database {shown_db}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
 
-    config = uvicorn.Config(app, log_level=args.log_level, lifespan="off")
+    config = uvicorn.Config(app, log_level=args.log_level, lifespan="off", **_tls(args))
     server = uvicorn.Server(config)
-    print(f"{PROG}: serving on http://{args.host}:{args.port}/api/v1 (database {shown_db})",
+    scheme = "https" if args.tls_cert else "http"
+    print(f"{PROG}: serving on {scheme}://{args.host}:{args.port}/api/v1 (database {shown_db}"
+          f"{', client certificates required' if args.client_ca else ''})",
           file=sys.stderr, flush=True)
     if signing_key.key_id == DEMO_KEY_ID:
         print(f"{PROG}: appointment codes are signed with the published demo key; pass "

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class SubmissionsBackOffice(EmbeddedBackOffice):
-    """``EmbeddedBackOffice`` running ``tests.outbox.server`` (the app plus the submissions
-    router), optionally with TLS: ``tls=(certfile, keyfile, client_ca or None, ca_for_health)``."""
+    """``EmbeddedBackOffice`` (the real ``kiosk-backoffice``), optionally with TLS:
+    ``tls=(certfile, keyfile, client_ca or None, ca_for_health)``."""
 
     def __init__(self, *args: Any, tls: tuple[Path, Path, Path | None, Path] | None = None,
                  **kwargs: Any) -> None:
@@ -50,10 +50,9 @@ class SubmissionsBackOffice(EmbeddedBackOffice):
 
     def command(self) -> list[str]:
         cmd = super().command()
-        cmd[cmd.index("backoffice")] = "tests.outbox.server"
         if self.tls is not None:
             certfile, keyfile, client_ca, _ca = self.tls
-            cmd += ["--certfile", str(certfile), "--keyfile", str(keyfile)]
+            cmd += ["--tls-cert", str(certfile), "--tls-key", str(keyfile)]
             if client_ca is not None:
                 cmd += ["--client-ca", str(client_ca)]
         return cmd
