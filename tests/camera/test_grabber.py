@@ -12,7 +12,8 @@ import pytest
 from devices.contract import CameraState, Completion, DeviceState, EventKind
 from devices.video.base import GrabbingCamera
 from devices.video.grabber import MAX_READ_FAILURES, EndOfStream, FrameGrabber
-from tests.camera.media import Events, noise_frames, wait_until
+from tests.camera.media import noise_frames
+from tests.device_events import Events, wait_until
 
 
 class ScriptedSource:

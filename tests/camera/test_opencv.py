@@ -13,7 +13,8 @@ import pytest
 
 from devices.contract import CameraState, Completion, DeviceState, EventKind
 from devices.video.opencv import OpencvCamera
-from tests.camera.media import Events, noise_frames, wait_until, write_video
+from tests.camera.media import noise_frames, write_video
+from tests.device_events import Events, wait_until
 
 COUNT = 5
 FAST = {"fps": 100, "reconnect_interval_s": 0.05}

@@ -14,7 +14,8 @@ import pytest
 
 from devices.contract import CameraState, Completion, DeviceClass, DeviceState, EventKind
 from devices.video.replay import ReplayCamera
-from tests.camera.media import Events, noise_frames, wait_until, write_video
+from tests.camera.media import noise_frames, write_video
+from tests.device_events import Events, wait_until
 
 COUNT = 6
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import subprocess
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from devices import idnumber
 from devices.contract import Completion, DeviceState, EventKind, MediaState
 from devices.ga467 import Ga467IdCardReader, record
 from devices.identity import DocumentType, IdentityError, PhotoStatus
+from tests.device_events import Events, wait_until
 from tests.devices import sam_sim
 from tests.devices.sam_sim import SamLine, SimCard
 
@@ -41,36 +39,6 @@ def card_text(**overrides: str) -> bytes:
 
 def wlt(first: int = 0x12, second: int = 0x34) -> bytes:
     return bytes([first, second]) + bytes(range(256)) * 3 + bytes(254)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-class Events:
-    def __init__(self, reader: Ga467IdCardReader) -> None:
-        self.items: list = []
-        self._lock = threading.Lock()
-        reader.subscribe(self._add)
-
-    def _add(self, event) -> None:
-        with self._lock:
-            self.items.append(event)
-
-    def kinds(self) -> list[EventKind]:
-        with self._lock:
-            return [e.kind for e in self.items]
-
-    def count(self, kind: EventKind) -> int:
-        return self.kinds().count(kind)
-
-    def wait(self, kind: EventKind, count: int = 1) -> bool:
-        return wait_until(lambda: self.count(kind) >= count)
 
 
 @pytest.fixture

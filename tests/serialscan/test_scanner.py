@@ -5,46 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from devices.barcode import MAX_PAYLOAD_CHARS
-from devices.contract import Completion, DeviceClass, DeviceState, Event, EventKind
+from devices.contract import Completion, DeviceClass, DeviceState, EventKind
 from devices.serialscan import SerialQrScanner
+from tests.device_events import Events, wait_until
 from tests.serialscan.line import ScannerLine
 
 FAST = {"reconnect_interval_s": 0.05, "gap_s": 0.1}
 # A fictional resident ID number: what a code may carry and a log must never show.
 PERSONAL = "110101199003074514"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-class Events:
-    def __init__(self, device: SerialQrScanner) -> None:
-        self.items: list[Event] = []
-        self._lock = threading.Lock()
-        device.subscribe(self._add)
-
-    def _add(self, event: Event) -> None:
-        with self._lock:
-            self.items.append(event)
-
-    def of(self, kind: EventKind) -> list[Event]:
-        with self._lock:
-            return [e for e in self.items if e.kind is kind]
-
-    def wait(self, kind: EventKind, count: int = 1) -> bool:
-        return wait_until(lambda: len(self.of(kind)) >= count)
 
 
 @pytest.fixture
