@@ -7,9 +7,12 @@ flow a fake. Flows never import either implementation.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Protocol
+from typing import Any, Protocol
+
+from devices.identity import mask_id
 
 
 class AppointmentStatus(enum.StrEnum):
@@ -182,6 +185,69 @@ class Rating:
         return f"Rating({int(self.level)}, {self.indicators}, {self.tracking_number or self.session_id})"
 
 
+@dataclass(frozen=True, repr=False)
+class Applicant:
+    """Who applies, as read from their document. Personal data: never logged."""
+
+    document_type: str  # residentId | passport | travelPermit
+    id_number: str
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Applicant({self.document_type}, {mask_id(self.id_number)})"
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """The 告知承诺 the applicant signed on screen: which text, and when."""
+
+    text_version: str
+    signed_at: datetime  # aware
+
+
+@dataclass(frozen=True, repr=False)
+class Material:
+    """One 申请材料 as photographed or scanned at the kiosk."""
+
+    code: str  # the material's code in the item's catalogue entry
+    media_type: str  # image/jpeg, image/png or application/pdf
+    content: bytes
+
+    def __repr__(self) -> str:
+        return f"Material({self.code}, {self.media_type}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True, repr=False)
+class ApplicationSubmission:
+    """An application (自助申报) as the citizen confirmed it at the kiosk."""
+
+    centre_id: str
+    kiosk_id: str
+    session_id: str
+    service_item_code: str  # 事项编码
+    applicant: Applicant
+    form: Mapping[str, Any]  # JSON-compatible; may hold personal data (address, phone)
+    commitment: Commitment
+    materials: tuple[Material, ...] = ()
+    # 容缺后补: material codes the citizen will supply later, where the item allows it.
+    deferred_materials: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (f"ApplicationSubmission({self.service_item_code}, session={self.session_id}, "
+                f"{len(self.materials)} materials)")
+
+
+@dataclass(frozen=True)
+class SubmissionReceipt:
+    """The back office's acknowledgement of a submission."""
+
+    tracking_number: str  # 办件编号
+    local_tracking_number: str
+    status: ApplicationStatus
+    submitted_at: datetime
+    replayed: bool  # the server answered from its idempotency record (a resend)
+
+
 class BackOfficeError(Exception):
     """Base of what the back-office client raises; ``code`` is stable for screens and logs."""
 
@@ -258,3 +324,37 @@ class AuditSink(Protocol):
 
     def record(self, kind: str, *, session_id: str | None = None,
                device_id: str | None = None, detail: dict[str, object] | None = None) -> None: ...
+
+
+class CatalogueSource(Protocol):
+    """Where the 办事指南 comes from: the back office, or the kiosk's cached copy of it."""
+
+    def service_catalogue(self, centre_id: str, *,
+                          etag: str | None = None) -> ServiceCatalogue | None:
+        """The centre's catalogue; None when ``etag`` is still current."""
+        ...
+
+
+class ResultDesk(Protocol):
+    """自助出件: results ready for the person, and the record that one was collected."""
+
+    def ready_results(self, *, id_number: str, document_type: str,
+                      session_id: str) -> list[ReadyResult]: ...
+
+    def confirm_collected(self, number: str, *, id_number: str, document_type: str,
+                          kiosk_id: str, session_id: str, idempotency_key: str) -> datetime: ...
+
+
+class RatingDesk(Protocol):
+    """好差评: where a rating goes; returns the back office's id of it."""
+
+    def rate(self, rating: Rating, *, idempotency_key: str) -> int: ...
+
+
+class ApplicationOutbox(Protocol):
+    """Where a confirmed application waits until the back office has it (kiosk/outbox)."""
+
+    def enqueue(self, submission: ApplicationSubmission) -> str:
+        """Commit it durably; returns the local tracking number. Raises if it could not be
+        stored: then the citizen must not be told it was received."""
+        ...

@@ -36,10 +36,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from devices.identity import mask_id
 from flows.ports import (
+    Applicant,
     ApplicationStatus,
     ApplicationStep,
+    ApplicationSubmission,
     ApplicationSummary,
     Appointment,
     AppointmentAlreadyUsed,
@@ -49,12 +50,15 @@ from flows.ports import (
     BackOfficeError,
     BackOfficeRejected,
     BackOfficeUnavailable,
+    Commitment,
     ItemMaterial,
+    Material,
     QueueTicket,
     Rating,
     ReadyResult,
     ServiceCatalogue,
     ServiceItemInfo,
+    SubmissionReceipt,
     TicketCategory,
 )
 
@@ -102,71 +106,6 @@ class SubmissionRejected(BackOfficeRejected):
 class BackOfficeConfigError(ValueError):
     """The client cannot be built from its settings (a CA or certificate file that does not
     load, TLS settings with an http:// URL)."""
-
-
-# --- what is submitted ------------------------------------------------------------------------
-
-@dataclass(frozen=True, repr=False)
-class Applicant:
-    """Who applies, as read from their document. Personal data: never logged."""
-
-    document_type: str  # residentId | passport | travelPermit
-    id_number: str
-    name: str
-
-    def __repr__(self) -> str:
-        return f"Applicant({self.document_type}, {mask_id(self.id_number)})"
-
-
-@dataclass(frozen=True)
-class Commitment:
-    """The 告知承诺 the applicant signed on screen: which text, and when."""
-
-    text_version: str
-    signed_at: dt.datetime  # aware
-
-
-@dataclass(frozen=True, repr=False)
-class Material:
-    """One 申请材料 as photographed or scanned at the kiosk."""
-
-    code: str  # the material's code in the item's catalogue entry
-    media_type: str  # image/jpeg, image/png or application/pdf
-    content: bytes
-
-    def __repr__(self) -> str:
-        return f"Material({self.code}, {self.media_type}, {len(self.content)} bytes)"
-
-
-@dataclass(frozen=True, repr=False)
-class ApplicationSubmission:
-    """An application (自助申报) as the citizen confirmed it at the kiosk."""
-
-    centre_id: str
-    kiosk_id: str
-    session_id: str
-    service_item_code: str  # 事项编码
-    applicant: Applicant
-    form: Mapping[str, Any]  # JSON-compatible; may hold personal data (address, phone)
-    commitment: Commitment
-    materials: tuple[Material, ...] = ()
-    # 容缺后补: material codes the citizen will supply later, where the item allows it.
-    deferred_materials: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        return (f"ApplicationSubmission({self.service_item_code}, session={self.session_id}, "
-                f"{len(self.materials)} materials)")
-
-
-@dataclass(frozen=True)
-class SubmissionReceipt:
-    """The back office's acknowledgement of a submission."""
-
-    tracking_number: str  # 办件编号
-    local_tracking_number: str
-    status: ApplicationStatus
-    submitted_at: dt.datetime
-    replayed: bool  # the server answered from its idempotency record (a resend)
 
 
 def submission_body(submission: ApplicationSubmission,
