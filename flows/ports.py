@@ -358,3 +358,7 @@ class ApplicationOutbox(Protocol):
         """Commit it durably; returns the local tracking number. Raises if it could not be
         stored: then the citizen must not be told it was received."""
         ...
+
+    def delivered_number(self, local_tracking_number: str) -> str | None:
+        """The back office's 办件编号 once it has acknowledged the submission, else None."""
+        ...

@@ -13,10 +13,13 @@ import numpy as np
 from devices.camera import Camera
 from devices.contract import Device, DeviceStatus, Event, EventKind
 from devices.identity import IdentityReader
+from devices.printer import Printer
+from flows.apply import ApplyFlow, ApplySettings
 from flows.checkin import CheckInFlow, CheckInSettings
 from flows.identify import IdentifyFlow, IdentifySettings
-from flows.ports import BackOffice, BackOfficeError
+from flows.ports import ApplicationSubmission, BackOffice, BackOfficeError, CatalogueSource
 from flows.query import QueryFlow
+from kiosk.catalogue_cache import CachedCatalogue
 from kiosk.client import DeviceReport, HeartbeatReport, HttpBackOffice, TlsSettings
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
@@ -36,6 +39,20 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 60.0
 
 
+class KioskOutbox:
+    """The outbox as the application journey sees it: store, and ask whether delivered."""
+
+    def __init__(self, store: OutboxStore) -> None:
+        self.store = store
+
+    def enqueue(self, submission: ApplicationSubmission) -> str:
+        return self.store.enqueue(submission)
+
+    def delivered_number(self, local_tracking_number: str) -> str | None:
+        entry = self.store.lookup(local_tracking_number)
+        return entry.tracking_number if entry is not None else None
+
+
 @dataclass
 class Kiosk:
     config: KioskConfig
@@ -49,6 +66,7 @@ class Kiosk:
     outbox: OutboxStore | None = None
     outbox_worker: OutboxWorker | None = None
     heartbeat: HeartbeatSender | None = None
+    catalogue: CatalogueSource | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -129,6 +147,21 @@ class Kiosk:
     def query_flow(self, session: Session) -> QueryFlow:
         flow = QueryFlow(identify=self.identify_flow(session), backoffice=self.backoffice,
                          audit=self.audit, session_id=session.id)
+        session.on_end(flow.wipe)
+        return flow
+
+    def apply_flow(self, session: Session) -> ApplyFlow:
+        t, kiosk = self.config.timeouts, self.config.kiosk
+        assert self.outbox is not None and self.catalogue is not None
+        printer = self.devices.get("receipt_printer")
+        flow = ApplyFlow(
+            catalogue=self.catalogue, identify=self.identify_flow(session),
+            outbox=KioskOutbox(self.outbox),
+            printer=printer if isinstance(printer, Printer) else None,
+            camera=self._camera(), audit=self.audit,
+            settings=ApplySettings(kiosk.id, kiosk.centre_id, kiosk.centre_label,
+                                   print_timeout_s=t.print_s, take_timeout_s=t.take_s),
+            session_id=session.id, now=self.now)
         session.on_end(flow.wipe)
         return flow
 
@@ -232,6 +265,7 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     kiosk = Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
                   I18n(config.kiosk.language))
     kiosk.outbox = _open_outbox(config, audit)
+    kiosk.catalogue = CachedCatalogue(client, data_dir / "catalogue")
     if isinstance(client, HttpBackOffice):
         kiosk.outbox_worker = OutboxWorker(kiosk.outbox, client)
         kiosk.outbox_worker.start()

@@ -50,6 +50,7 @@ def samples(materials: int = 5) -> dict[str, dict[str, Any]]:
         "application_receipt": {
             "centre_name": "测试市测试区政务服务中心",
             "tracking_number": TRACKING_NUMBER,
+            "local_tracking_number": "K20261122-0017",
             "item_name": "社会保障卡补领、换领",
             "item_code": "11530102MB0000000X4530102001",
             "applicant_name": "王小测",
