@@ -21,9 +21,9 @@ from datetime import date, datetime, timedelta
 
 from devices.camera import Camera
 from devices.contract import EventKind
-from devices.printer import Printer
+from devices.printer import Media, Printer
 from devices.vision.document import PaperKind
-from flows.apply_documents import receipt_document
+from flows.apply_documents import notice_document, receipt_document
 from flows.base import Flow
 from flows.identify import IdentifyFlow, IdentifyView, IdStep
 from flows.material_capture import (
@@ -182,7 +182,10 @@ class ApplyFlow(Flow[ApplyView]):
                  outbox: ApplicationOutbox, printer: Printer | None, camera: Camera | None,
                  audit: AuditSink, settings: ApplySettings, session_id: str,
                  now: Callable[[], datetime],
-                 capture_settings: MaterialCaptureSettings | None = None) -> None:
+                 capture_settings: MaterialCaptureSettings | None = None,
+                 purpose: str = "apply", notice_printer: Printer | None = None) -> None:
+        """``purpose``: "apply" (the whole journey) or "guide" (办事指南: items and their
+        notices only). ``notice_printer``: the A4 printer, else the receipt printer."""
         super().__init__(ApplyView(ApplyStep.LOADING))
         self.catalogue = catalogue
         self.identify = identify
@@ -194,6 +197,8 @@ class ApplyFlow(Flow[ApplyView]):
         self.session_id = session_id
         self.now = now
         self.capture_settings = capture_settings or MaterialCaptureSettings()
+        self.purpose = purpose
+        self.notice_printer = notice_printer or printer
         self.busy_listeners = identify.busy_listeners
         identify.on_change(self._identify_changed)
         self._items: tuple[ServiceItemInfo, ...] = ()
@@ -219,7 +224,8 @@ class ApplyFlow(Flow[ApplyView]):
                        (ApplyAction.RETRY, ApplyAction.HOME))
             return
         items = tuple(i for i in (catalogue.items if catalogue else ())
-                      if "apply" in i.kiosk_services and i.materials)
+                      if self.purpose in i.kiosk_services
+                      and (i.materials or self.purpose != "apply"))
         if not items:
             self._fail(ApplyProblem.NO_ITEMS, actions=(ApplyAction.HOME,))
             return
@@ -242,9 +248,30 @@ class ApplyFlow(Flow[ApplyView]):
             self._show(ApplyView(ApplyStep.CHOOSE_ITEM, items=self._items))
 
     # -- identify -----------------------------------------------------------------------------
+    def print_notice(self) -> None:
+        """一次性告知单 on paper, to take home (the guide's button)."""
+        item, printer = self._item, self.notice_printer
+        if item is None or self.view.step is not ApplyStep.NOTICE:
+            return
+        if printer is None or not printer.status().usable:
+            self._show(ApplyView(ApplyStep.NOTICE, item=item, detail="printer_unavailable"))
+            return
+        self._show(ApplyView(ApplyStep.PRINTING, item=item))
+        media = None if printer.media_kind is Media.A4 else printer.media_kind
+        document = notice_document(item, self.settings.centre_name, self.now(), self.session_id,
+                                   self.settings.centre_phone, media)
+        result = self._await(printer.print_document(document, self.settings.print_timeout_s,
+                                                    self.session_id))
+        self.audit.record("guide.notice_printed" if result.ok else "guide.notice_failed",
+                          session_id=self.session_id, device_id=printer.device_id,
+                          detail={"item": item.code, "error": result.error_code or ""})
+        self._show(ApplyView(ApplyStep.NOTICE, item=item,
+                             detail="notice_printed" if result.ok else "notice_failed"))
+
     def begin(self) -> None:
         """From the notice: the citizen has what is needed and applies."""
-        if self._item is None or self.view.step is not ApplyStep.NOTICE:
+        if (self._item is None or self.view.step is not ApplyStep.NOTICE
+                or self.purpose != "apply"):
             return
         if self.camera is None or not self.camera.status().usable:
             self._fail(ApplyProblem.CAMERA_UNAVAILABLE, actions=(ApplyAction.HOME,
@@ -279,6 +306,11 @@ class ApplyFlow(Flow[ApplyView]):
         if self._item is None or self.view.step is not ApplyStep.MATERIALS:
             return None
         return next((m for m in self._item.materials if m.code == code), None)
+
+    @property
+    def capture_flow(self) -> MaterialCaptureFlow | None:
+        """The material being photographed, for the UI to drive."""
+        return self._capture
 
     def capture(self, code: str) -> MaterialCaptureFlow | None:
         """Start photographing a material; the UI then drives the returned flow (``watch``

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from devices.identity import IdentityDocument
-from devices.printer import PrintDocument
+from devices.printer import Media, PrintDocument
 from flows.ports import ServiceItemInfo
 from flows.tickets import print_templates
 
@@ -83,8 +83,9 @@ def notice_data(item: ServiceItemInfo, centre_name: str, printed_at: datetime,
 
 
 def notice_document(item: ServiceItemInfo, centre_name: str, printed_at: datetime,
-                    session_id: str, phone: str = "") -> PrintDocument:
+                    session_id: str, phone: str = "", media: Media | None = None) -> PrintDocument:
+    """A4 by default; ``media`` for a roll printer when there is no A4 one."""
     return print_templates().render(
         "one_time_notice", notice_data(item, centre_name, printed_at, phone),
         # A citizen may print a notice once per session; another session gets its own.
-        job_key=f"notice:{session_id}:{item.code}")
+        job_key=f"notice:{session_id}:{item.code}", media=media)

@@ -150,10 +150,13 @@ class Kiosk:
         session.on_end(flow.wipe)
         return flow
 
-    def apply_flow(self, session: Session) -> ApplyFlow:
+    def apply_flow(self, session: Session, purpose: str = "apply") -> ApplyFlow:
+        """自助申报, or with ``purpose="guide"`` the 办事指南 (items and notices only)."""
         t, kiosk = self.config.timeouts, self.config.kiosk
         assert self.outbox is not None and self.catalogue is not None
         printer = self.devices.get("receipt_printer")
+        a4 = self.devices.get("document_printer")
+        usable_a4 = isinstance(a4, Printer) and a4.status().usable
         flow = ApplyFlow(
             catalogue=self.catalogue, identify=self.identify_flow(session),
             outbox=KioskOutbox(self.outbox),
@@ -161,7 +164,8 @@ class Kiosk:
             camera=self._camera(), audit=self.audit,
             settings=ApplySettings(kiosk.id, kiosk.centre_id, kiosk.centre_label,
                                    print_timeout_s=t.print_s, take_timeout_s=t.take_s),
-            session_id=session.id, now=self.now)
+            session_id=session.id, now=self.now, purpose=purpose,
+            notice_printer=a4 if usable_a4 else None)  # type: ignore[arg-type]
         session.on_end(flow.wipe)
         return flow
 

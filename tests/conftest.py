@@ -59,7 +59,15 @@ def make_test_seed() -> dict[str, Any]:
     items = [
         {"code": "SB001", "name": "社会保障卡申领", "category_code": "A", "department": "人社局"},
         {"code": "YB001", "name": "异地就医备案", "category_code": "B", "department": "医保局"},
-        {"code": "HJ001", "name": "户籍证明开具", "category_code": "C", "department": "公安分局"},
+        {"code": "HJ001", "name": "户籍证明开具", "category_code": "C", "department": "公安分局",
+         "promised_days": 3, "kiosk_services": ["guide", "apply", "query", "certificate"],
+         "materials": [
+             {"code": "ID", "name": "居民身份证", "requirement": "required", "paper": "id1",
+              "max_pages": 2, "copies": "原件"},
+             {"code": "HKB", "name": "居民户口簿", "requirement": "required", "paper": "a4",
+              "max_pages": 4, "copies": "原件"},
+             {"code": "USE", "name": "用途说明", "requirement": "deferrable", "paper": "a4",
+              "max_pages": 1, "copies": "原件"}]},
     ]
     centres = [
         {"id": TEST_CENTRE, "name": "测试市测试区政务服务中心", "address": "测试地址",

@@ -17,9 +17,9 @@ def by_id(statuses):
 
 def test_everything_up_offers_the_built_services_and_names_the_others():
     result = by_id({n: status(n) for n in ALL})
-    assert result[ServiceId.CHECKIN].available
-    assert not result[ServiceId.APPLY].available
-    assert result[ServiceId.APPLY].reason == "Not yet offered at this kiosk"
+    assert result[ServiceId.CHECKIN].available and result[ServiceId.APPLY].available
+    assert not result[ServiceId.TAKE_NUMBER].available
+    assert result[ServiceId.TAKE_NUMBER].reason == "Not yet offered at this kiosk"
 
 
 def test_paper_out_greys_out_only_what_prints_with_its_reason():
@@ -37,7 +37,19 @@ def test_paper_out_greys_out_only_what_prints_with_its_reason():
     result = by_id(statuses)
     assert (result[ServiceId.QUERY].reason, result[ServiceId.QUERY].device) == (
         "{device} disconnected", "ID card reader")
-    assert app_state(list(result.values()), False) is AppState.UNAVAILABLE
+    assert (result[ServiceId.APPLY].reason, result[ServiceId.APPLY].device) == (
+        "{device} disconnected", "ID card reader")
+    # The service guide needs no device: the kiosk stays in service for it.
+    assert result[ServiceId.GUIDE].available
+    assert app_state(list(result.values()), False) is AppState.AVAILABLE
+    del statuses["camera"]
+    assert by_id(statuses)[ServiceId.APPLY].reason == "{device} disconnected"
+
+
+def test_the_kiosk_is_out_of_service_only_when_nothing_at_all_can_be_offered():
+    nothing = [a for a in evaluate({}) if a.service.id is not ServiceId.GUIDE]
+    assert app_state(nothing, False) is AppState.UNAVAILABLE
+    assert app_state(evaluate({}), False) is AppState.AVAILABLE
 
 
 def test_query_needs_either_identity_reader():

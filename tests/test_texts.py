@@ -9,6 +9,7 @@ import pytest
 
 from devices.identity import Authenticity, DocumentType
 from devices.vision.quality import Guidance
+from flows.apply import ApplyAction, ApplyProblem, MaterialState
 from flows.checkin import Action, Problem
 from flows.identify import IdAction, IdProblem
 from flows.material_capture import CaptureAction, CaptureProblem
@@ -23,6 +24,8 @@ TABLES: list[tuple[type[enum.Enum], dict]] = [
     (ApplicationStatus, texts.APPLICATION_STATUS), (QueryProblem, texts.QUERY_PROBLEMS),
     (Guidance, texts.GUIDANCE), (CaptureProblem, texts.CAPTURE_PROBLEMS),
     (CaptureAction, texts.CAPTURE_ACTIONS),
+    (ApplyProblem, texts.APPLY_PROBLEMS), (ApplyAction, texts.APPLY_ACTIONS),
+    (MaterialState, texts.MATERIAL_STATES),
 ]
 
 

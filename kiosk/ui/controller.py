@@ -11,19 +11,31 @@ from typing import TYPE_CHECKING, Any
 from kivy.clock import Clock
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from flows.apply import ApplyAction, ApplyFlow, ApplyStep, ApplyView, MaterialEntry, MaterialState
 from flows.base import Flow
 from flows.checkin import Action, CheckInFlow, CheckInView, Step
 from flows.identify import CAMERA_MRZ_REFUSED, IdAction, IdentifyFlow, IdentifyView, IdStep
+from flows.material_capture import CaptureAction
 from flows.query import QueryFlow, QueryStep, QueryView
 from kiosk.services import AppState, ServiceId, app_state
 from kiosk.session import EndReason, Session
 from kiosk.ui import texts
+from kiosk.ui.apply_screens import (
+    CommitmentScreen,
+    ItemListScreen,
+    MaterialsScreen,
+    NoticeScreen,
+    PhoneScreen,
+    ReceiptScreen,
+)
 from kiosk.ui.identity_screens import (
     ApplicationsScreen,
+    Buttons,
     IdentityScreen,
     MrzEntryScreen,
     PresentDocumentScreen,
 )
+from kiosk.ui.material_screens import MaterialCaptureScreen
 from kiosk.ui.screens import (
     AttractScreen,
     BusyScreen,
@@ -62,6 +74,13 @@ class Controller:
             "mrz": MrzEntryScreen(name="mrz"),
             "identity": IdentityScreen(name="identity"),
             "applications": ApplicationsScreen(name="applications"),
+            "items": ItemListScreen(name="items"),
+            "notice": NoticeScreen(name="notice"),
+            "materials": MaterialsScreen(name="materials"),
+            "capture": MaterialCaptureScreen(name="capture"),
+            "phone": PhoneScreen(name="phone"),
+            "commitment": CommitmentScreen(name="commitment"),
+            "receipt": ReceiptScreen(name="receipt"),
         }
         for screen in self.screens.values():
             manager.add_widget(screen)
@@ -146,6 +165,8 @@ class Controller:
     def _session_ended(self, _session: Session, _reason: EndReason) -> None:
         self.flow = None
         self.screens["mrz"].clear()
+        self.screens["capture"].clear()
+        self.screens["phone"].clear()
         self.session = None
         self._countdown = None
         Clock.schedule_once(lambda _dt: self.show_attract())
@@ -171,6 +192,8 @@ class Controller:
             self.start_checkin()
         elif service == ServiceId.QUERY:
             self.start_query()
+        elif service in (ServiceId.APPLY, ServiceId.GUIDE):
+            self.start_apply(str(service))
 
     # -- check-in ---------------------------------------------------------------------------
     def start_checkin(self) -> None:
@@ -271,6 +294,153 @@ class Controller:
             self._show("problem", again)
         elif view.step is QueryStep.CANCELLED and self.session is not None:
             self.show_home()
+
+    # -- 办事指南 and 自助申报 ------------------------------------------------------------------
+    def start_apply(self, purpose: str) -> None:
+        assert self.session is not None
+        flow = self.kiosk.apply_flow(self.session, purpose)
+        self.flow = flow
+        self.screens["mrz"].clear()
+        self.screens["phone"].clear()
+        flow.on_change(lambda view: Clock.schedule_once(
+            lambda _dt: self.render_apply(flow, view)))
+        self._run(flow.start)
+
+    def render_apply(self, flow: ApplyFlow, view: ApplyView) -> None:
+        if flow is not self.flow:
+            return
+        _ = self._
+
+        def again() -> None:
+            self.render_apply(flow, flow.view)
+
+        home = ("home", _("Back to services"), self.leave_journey)
+        if view.step in texts.APPLY_BUSY:
+            self.screens["busy"].render(_(texts.APPLY_BUSY[view.step]))
+            self._show("busy", again)
+        elif view.step is ApplyStep.CHOOSE_ITEM:
+            title = _("Apply") if flow.purpose == "apply" else _("Service guide")
+            self.screens["items"].render(_, title, view.items,
+                                         lambda code: self._run(lambda: flow.choose(code)),
+                                         [home])
+            self._show("items", again)
+        elif view.step is ApplyStep.NOTICE and view.item is not None:
+            self._render_notice(flow, view)
+            self._show("notice", again)
+        elif view.step is ApplyStep.IDENTIFY and view.identify is not None:
+            self.render_identify(flow.identify, view.identify, on_continue=flow.identified,
+                                 again=again)
+        elif view.step is ApplyStep.MATERIALS and view.item is not None:
+            self.screens["materials"].render(
+                _, view.item.name, view.materials, self._material_state,
+                lambda entry: self._material_buttons(flow, entry),
+                [("back", _("Cancel application"), self.leave_journey),
+                 ("continue", _("Continue"), lambda: self._run(flow.materials_done))],
+                view.can_continue)
+            self._show("materials", again)
+        elif view.step is ApplyStep.CAPTURE and view.capture is not None:
+            self._render_capture(flow, view)
+        elif view.step is ApplyStep.CONTACT:
+            error = _(texts.PHONE_INVALID) if view.detail == "invalid_phone" else ""
+            self.screens["phone"].render(
+                _, error, lambda phone: self._run(lambda: flow.set_phone(phone)),
+                [("back", _("Back"), lambda: self._run(flow.back_to_materials))])
+            self._show("phone", again)
+        elif view.step is ApplyStep.COMMITMENT and view.item is not None:
+            self.screens["commitment"].render(
+                _, view.item.name, _(texts.COMMITMENT),
+                [("back", _("Back"), lambda: self._run(flow.back_to_materials)),
+                 ("commit", _("I promise — submit"), lambda: self._run(flow.commit))])
+            self._show("commitment", again)
+        elif view.step in (ApplyStep.TAKE_RECEIPT, ApplyStep.DONE) and view.receipt is not None:
+            delivery = _(texts.DELIVERED if view.receipt.tracking_number else texts.PENDING)
+            take = _(texts.TAKE_RECEIPT) if view.step is ApplyStep.TAKE_RECEIPT else ""
+            self.screens["receipt"].render(
+                _, view.receipt, delivery, take,
+                [("finish", _("Finish"), lambda: self.end_session(EndReason.COMPLETED)),
+                 ("home", _("Back to services"), self.leave_journey)])
+            self._show("receipt", again)
+        elif view.step is ApplyStep.FAILED and view.problem is not None:
+            title, message = texts.APPLY_PROBLEMS[view.problem]
+            detail = view.receipt.number if view.receipt is not None else view.detail
+            actions = [(str(a), _(texts.APPLY_ACTIONS[a]), self._apply_action(flow, a))
+                       for a in view.actions]
+            self.screens["problem"].render(_, _(title), _(message).format(detail=detail), None,
+                                           actions)
+            self._show("problem", again)
+        elif view.step is ApplyStep.CANCELLED and self.session is not None:
+            self.show_home()
+
+    def _render_notice(self, flow: ApplyFlow, view: ApplyView) -> None:
+        _ = self._
+        assert view.item is not None
+        buttons: list[tuple[str, str, Callable[[], None]]] = [
+            ("back", _("Other services"), lambda: self._run(flow.back_to_items))]
+        if flow.notice_printer is not None:
+            label = {"notice_printed": _("Printed — print again"),
+                     "notice_failed": _("Printing failed — try again"),
+                     "printer_unavailable": _("Printer unavailable")}.get(view.detail,
+                                                                          _("Print this notice"))
+            buttons.append(("print_notice", label, lambda: self._run(flow.print_notice)))
+        if flow.purpose == "apply":
+            buttons.append(("continue", _("Apply now"), lambda: self._run(flow.begin)))
+        self.screens["notice"].render(_, view.item, lambda r: _(texts.REQUIREMENTS.get(r, r)),
+                                      buttons)
+
+    def _material_state(self, entry: MaterialEntry) -> str:
+        return self._(texts.MATERIAL_STATES[entry.state]).format(pages=entry.pages) + \
+            "  ·  " + self._(texts.REQUIREMENTS.get(entry.requirement, entry.requirement))
+
+    def _material_buttons(self, flow: ApplyFlow, entry: MaterialEntry) -> Buttons:
+        _ = self._
+        code = entry.code
+        if entry.state is MaterialState.MISSING:
+            buttons = [(f"capture:{code}", _("Photograph"),
+                        lambda: self._run(lambda: self._start_capture(flow, code)))]
+            if entry.requirement == "deferrable":
+                buttons.append((f"defer:{code}", _("Bring later"),
+                                lambda: self._run(lambda: flow.defer(code))))
+            if entry.requirement == "optional":
+                buttons.append((f"skip:{code}", _("I don't have it"),
+                                lambda: self._run(lambda: flow.skip(code))))
+            return buttons
+        label = _("Photograph again") if entry.state is MaterialState.CAPTURED else _("Undo")
+        return [(f"undo:{code}", label, lambda: self._run(lambda: flow.reset_material(code)))]
+
+    def _start_capture(self, flow: ApplyFlow, code: str) -> None:
+        capture = flow.capture(code)
+        camera = flow.camera
+        if capture is not None and camera is not None:
+            timeout = flow.settings.capture_timeout_s
+            self._camera.submit(lambda: capture.watch(camera, timeout))
+
+    def _render_capture(self, flow: ApplyFlow, view: ApplyView) -> None:
+        _ = self._
+        capture_view, capture = view.capture, flow.capture_flow
+        if capture_view is None or capture is None or flow.camera is None:
+            return
+        do: dict[CaptureAction, Callable[[], None]] = {
+            CaptureAction.CAPTURE: lambda: self._run(capture.capture_now),
+            CaptureAction.RETAKE: lambda: self._run(capture.retake),
+            CaptureAction.ADD_PAGE: lambda: self._run(capture.add_page),
+            CaptureAction.FINISH: lambda: self._run(flow.capture_finished),
+        }
+        buttons = [("back", _("Cancel"), lambda: self._run(flow.capture_abandoned))]
+        buttons += [(str(a), _(texts.CAPTURE_ACTIONS[a]), do[a]) for a in capture_view.actions]
+        guidance = _(texts.GUIDANCE[capture_view.guidance]) if capture_view.guidance else ""
+        problem = _(texts.CAPTURE_PROBLEMS[capture_view.problem]) if capture_view.problem \
+            else ""
+        self.screens["capture"].render(_, capture_view, flow.camera, guidance, problem, buttons)
+        self._show("capture", lambda: self.render_apply(flow, flow.view))
+
+    def _apply_action(self, flow: ApplyFlow, action: ApplyAction) -> Callable[[], None]:
+        return {
+            ApplyAction.RETRY: lambda: self._run(flow.retry),
+            ApplyAction.REPRINT: lambda: self._run(flow.reprint),
+            ApplyAction.HOME: self.leave_journey,
+            ApplyAction.CALL_STAFF: self.call_staff,
+            ApplyAction.FINISH: lambda: self._run(flow.finish),
+        }[action]
 
     # -- identify (any journey that needs to know who the citizen is) -----------------------
     def render_identify(self, flow: IdentifyFlow, view: IdentifyView,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from devices.identity import Authenticity, DocumentType
 from devices.vision.quality import Guidance
+from flows.apply import ApplyAction, ApplyProblem, ApplyStep, MaterialState
 from flows.checkin import Action, Problem, Step
 from flows.identify import IdAction, IdProblem
 from flows.material_capture import CaptureAction, CaptureProblem
@@ -202,3 +203,73 @@ CAPTURE_ACTIONS: dict[CaptureAction, str] = {
     CaptureAction.ADD_PAGE: N_("Next page"),
     CaptureAction.FINISH: N_("Done"),
 }
+
+# -- 自助申报 ------------------------------------------------------------------------------------
+APPLY_PROBLEMS: dict[ApplyProblem, tuple[str, str]] = {
+    ApplyProblem.CATALOGUE_UNAVAILABLE: (
+        N_("The service guide cannot be loaded"),
+        N_("This kiosk cannot reach the service centre's system and has no copy of the guide "
+           "yet. Please try again in a moment or ask staff."),
+    ),
+    ApplyProblem.NO_ITEMS: (
+        N_("Nothing can be applied for at this kiosk"),
+        N_("Please go to the service desk; staff will take your application."),
+    ),
+    ApplyProblem.CAMERA_UNAVAILABLE: (
+        N_("The document camera is not working"),
+        N_("Documents cannot be photographed now, so applications cannot be taken here. "
+           "Please ask staff or use the service desk."),
+    ),
+    ApplyProblem.NOT_STORED: (
+        N_("Your application could not be saved"),
+        N_("Nothing was submitted. Please try again; if it fails again, staff will help "
+           "you."),
+    ),
+    ApplyProblem.RECEIPT_NOT_PRINTED: (
+        N_("Your application was received, but the receipt did not print"),
+        N_("Please note your number: {detail}. Staff can print the receipt for you."),
+    ),
+}
+
+APPLY_ACTIONS: dict[ApplyAction, str] = {
+    ApplyAction.RETRY: N_("Try again"),
+    ApplyAction.REPRINT: N_("Print again"),
+    ApplyAction.HOME: N_("Back to services"),
+    ApplyAction.CALL_STAFF: N_("Call staff"),
+    ApplyAction.FINISH: N_("Finish"),
+}
+
+APPLY_BUSY: dict[ApplyStep, str] = {
+    ApplyStep.LOADING: N_("Loading the service guide…"),
+    ApplyStep.SUBMITTING: N_("Saving your application…"),
+    ApplyStep.PRINTING: N_("Printing your receipt…"),
+}
+
+MATERIAL_STATES: dict[MaterialState, str] = {
+    MaterialState.MISSING: N_("Not yet photographed"),
+    MaterialState.CAPTURED: N_("Photographed: {pages} page(s)"),
+    MaterialState.DEFERRED: N_("To be supplied later"),
+    MaterialState.SKIPPED: N_("Not provided (optional)"),
+}
+
+# The catalogue's requirement of a material.
+REQUIREMENTS: dict[str, str] = {
+    "required": N_("required"),
+    "optional": N_("optional"),
+    "deferrable": N_("may be supplied later"),
+}
+
+# 告知承诺: its wording goes with flows.apply.COMMITMENT_VERSION; a change of wording is a new
+# version.
+COMMITMENT = N_(
+    "I promise that the information I have given and the documents I have photographed are "
+    "true, complete and valid, and that I meet the conditions of this service. I know that a "
+    "false promise may lead to the application being refused or the decision being revoked, "
+    "and will be recorded in my credit record. Materials I chose to supply later will be "
+    "brought by the deadline on my receipt.")
+
+PHONE_INVALID = N_("Please enter an 11-digit mobile number.")
+DELIVERED = N_("The service centre has received your application.")
+PENDING = N_("Submitted. It will be sent to the service centre as soon as the connection is "
+             "back; you do not need to apply again. Keep this number to follow it.")
+TAKE_RECEIPT = N_("Please take your receipt from the slot below.")

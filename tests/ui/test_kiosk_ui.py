@@ -42,6 +42,8 @@ driver = "sim"
 read_delay_s = 0.1
 [devices.camera]
 driver = "sim"
+width = 1280
+height = 720
 [devices.document_printer]
 driver = "sim"
 output_dir = "{prints}/a4"
@@ -97,7 +99,7 @@ def test_check_in_journey(fresh, backoffice_server):
     ui.tap_at(960, 500)
     ui.wait_screen("home")
     # Services not built yet are shown, greyed, with their reason — not hidden, not fake.
-    assert ui.find("service:apply").disabled and not ui.find("service:checkin").disabled
+    assert ui.find("service:take_number").disabled and not ui.find("service:checkin").disabled
     assert "本机暂未开通" in ui.text()
     ui.screenshot("02-home")
     ui.tap("service:checkin")
@@ -364,3 +366,91 @@ def test_passport_mrz_read_by_the_camera(fresh, backoffice_server):
     assert "L898*02C3" in ui.text()
     # The picture of the data page does not linger on the screen that was left.
     ui.wait_for(lambda: ui.controller.screens["mrz"]._preview is None, "preview stopped")
+
+
+def _phone(ui: UiDriver, digits: str) -> None:
+    for digit in digits:
+        ui.tap(f"key:{digit}")
+
+
+def test_application_journey(fresh, backoffice_server):
+    """自助申报 from the home screen to the receipt: notice, ID card, two documents
+    photographed by the simulated camera, one material brought later, phone, 告知承诺."""
+    ui = fresh
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("service:apply")
+    ui.wait_screen("items")
+    ui.screenshot("30-apply-items")
+    ui.tap("item:HJ001")
+    ui.wait_screen("notice")
+    notice = ui.text()
+    assert "户籍证明开具" in notice and "居民户口簿" in notice and "容缺后补" in notice
+    ui.screenshot("31-apply-notice")
+    ui.tap("continue")
+    ui.wait_screen("present")
+    ui.kiosk.devices["id_card"].insert(_resident_id(backoffice_server.applicant_id))
+    ui.wait_screen("identity")
+    ui.tap("continue")
+    ui.wait_screen("materials")
+    assert ui.find("continue").disabled  # required materials missing
+    ui.screenshot("32-apply-materials")
+    for code, kind in (("ID", "id1"), ("HKB", "a4")):
+        ui.kiosk.devices["camera"].show_document("well_placed", kind, seed=3)
+        ui.tap(f"capture:{code}")
+        ui.wait_screen("capture")
+        ui.wait_for(lambda: "finish" in ui.ids(), "the page to be taken", timeout=30)
+        if code == "HKB":
+            ui.screenshot("33-apply-capture-review")
+        ui.tap("finish")
+        ui.wait_screen("materials")
+    ui.tap("defer:USE")
+    ui.wait_for(lambda: not ui.find("continue").disabled, "the checklist to be complete")
+    assert "undo:USE" in ui.ids()
+    ui.tap("continue")
+    ui.wait_screen("phone")
+    _phone(ui, "1234")
+    ui.tap("submit_phone")
+    ui.wait_for(lambda: "11位" in ui.text(), "the phone number to be refused")
+    for _ in range(4):
+        ui.tap("key:del")
+    _phone(ui, "13800138000")
+    ui.screenshot("34-apply-phone")
+    ui.tap("submit_phone")
+    ui.wait_screen("commitment")
+    assert "承诺" in ui.text()
+    ui.screenshot("35-apply-commitment")
+    ui.tap("commit")
+    ui.wait_screen("receipt", timeout=30)
+    number = ui.find("tracking_number").text
+    shown = ui.text()
+    assert "服务中心已收到" in shown and "用途说明" in shown
+    assert "13800138000" not in shown and backoffice_server.applicant_id not in shown
+    ui.screenshot("36-apply-receipt")
+    printed = sorted(ui.prints.glob("*-application_receipt.txt"))[-1].read_text(
+        encoding="utf-8")
+    assert number in printed and "1101**********4514" in printed and "用途说明" in printed
+    ui.tap("finish")
+    ui.wait_screen("attract")
+
+
+def test_service_guide_prints_the_one_time_notice(fresh):
+    ui = fresh
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("service:guide")
+    ui.wait_screen("items")
+    ui.tap("item:HJ001")
+    ui.wait_screen("notice")
+    assert "continue" not in ui.ids()  # the guide informs; applying is the other service
+    ui.tap("print_notice")
+    ui.wait_for(lambda: any((ui.prints / "a4").glob("*-one_time_notice.txt")),
+                "the notice to be printed")
+    printed = sorted((ui.prints / "a4").glob("*-one_time_notice.txt"))[-1].read_text(
+        encoding="utf-8")
+    assert "一次性告知单" in printed and "户籍证明开具" in printed and "可容缺后补" in printed
+    ui.wait_screen("notice")
+    ui.tap("back")
+    ui.wait_screen("items")
+    ui.tap("home")
+    ui.wait_screen("home")
