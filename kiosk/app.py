@@ -19,7 +19,7 @@ from flows.checkin import CheckInFlow, CheckInSettings
 from flows.identify import IdentifyFlow, IdentifySettings
 from flows.ports import ApplicationSubmission, BackOffice, BackOfficeError, CatalogueSource
 from flows.query import QueryFlow
-from kiosk.catalogue_cache import CachedCatalogue
+from kiosk.catalogue_cache import CachedCatalogue, CatalogueRefresher
 from kiosk.client import DeviceReport, HeartbeatReport, HttpBackOffice, TlsSettings
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
@@ -67,6 +67,7 @@ class Kiosk:
     outbox_worker: OutboxWorker | None = None
     heartbeat: HeartbeatSender | None = None
     catalogue: CatalogueSource | None = None
+    catalogue_refresher: CatalogueRefresher | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -200,6 +201,8 @@ class Kiosk:
         self.sessions.end(EndReason.SHUTDOWN)
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.catalogue_refresher is not None:
+            self.catalogue_refresher.stop()
         if self.outbox_worker is not None:
             self.outbox_worker.stop(5.0)  # a delivery in flight is resent, keyed, next start
         if self.outbox is not None:
@@ -269,13 +272,16 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     kiosk = Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
                   I18n(config.kiosk.language))
     kiosk.outbox = _open_outbox(config, audit)
-    kiosk.catalogue = CachedCatalogue(client, data_dir / "catalogue")
+    cache = CachedCatalogue(client, data_dir / "catalogue")
+    kiosk.catalogue = cache
     if isinstance(client, HttpBackOffice):
         kiosk.outbox_worker = OutboxWorker(kiosk.outbox, client)
         kiosk.outbox_worker.start()
         kiosk.heartbeat = HeartbeatSender(client, config.kiosk.id, kiosk.heartbeat_report,
                                           HEARTBEAT_INTERVAL_S)
         kiosk.heartbeat.start()
+        kiosk.catalogue_refresher = CatalogueRefresher(cache, config.kiosk.centre_id)
+        kiosk.catalogue_refresher.start()
     return kiosk
 
 

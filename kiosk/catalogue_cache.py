@@ -129,3 +129,37 @@ class CachedCatalogue:
         write_atomically(self._path(centre_id), _dump(catalogue, now), 0o644, backup=False)
         self._cached[centre_id] = (catalogue, now)
         return catalogue
+
+
+class CatalogueRefresher:
+    """Keeps the copy current in the background: at start (so the kiosk has one before the
+    network fails) and every ``interval_s``; a failure waits for the next round."""
+
+    def __init__(self, cache: CachedCatalogue, centre_id: str, interval_s: float = 300.0) -> None:
+        self.cache = cache
+        self.centre_id = centre_id
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="catalogue", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.cache.refresh(self.centre_id)
+            except BackOfficeError as error:
+                log.info("catalogue refresh failed (%s); next try in %.0f s", error.code,
+                         self.interval_s)
+            except Exception:  # a bad answer must not end the refreshing for good
+                log.exception("catalogue refresh failed")
+            self._stop.wait(self.interval_s)

@@ -316,3 +316,19 @@ def test_the_catalogue_copy_is_revalidated_and_survives_a_restart(tmp_path, demo
         assert len(calls) == 3
     finally:
         client.close()
+
+
+def test_the_kiosk_fetches_its_catalogue_copy_in_the_background(tmp_path, demo_backoffice):
+    from kiosk.catalogue_cache import CatalogueRefresher
+
+    client = HttpBackOffice(demo_backoffice, timeout_s=2, retry=NO_RETRY)
+    cache = CachedCatalogue(client, tmp_path)
+    refresher = CatalogueRefresher(cache, CENTRE, interval_s=60)
+    try:
+        refresher.start()
+        until(lambda: cache.fetched_at(CENTRE) is not None)
+        assert (tmp_path / f"catalogue-{CENTRE}.json").exists()
+    finally:
+        refresher.stop()
+        client.close()
+    assert refresher._thread is None
