@@ -11,8 +11,9 @@ from devices.emrtd.mrz import format_mrz
 from devices.qr.camera_reader import CameraQrReader
 from devices.sim.camera import SimCamera
 from devices.sim.mrz_scenes import SPECIMENS
-from devices.vision.document import find_document
+from devices.vision.document import PaperKind, find_document
 from devices.vision.mrz_ocr import read_mrz_text
+from devices.vision.quality import Guidance, assess
 
 
 @pytest.fixture
@@ -57,3 +58,22 @@ def test_a_passport_page_shows_its_mrz(camera):
     text = format_mrz(SPECIMENS["utopia-td3"])
     camera.show_passport(text, seed=2)
     assert read_mrz_text(newest(camera).image) == text
+
+
+def test_the_demo_camera_shows_each_kind_of_page_in_turn():
+    """``make run``'s camera: an A4 page and an ID card by turns, each found by the analysis."""
+    camera = SimCamera(width=1280, height=720, fps=20.0, demo_documents=["a4", "id1"],
+                       demo_period_s=0.4)
+    seen: set[PaperKind] = set()
+    try:
+        deadline = time.monotonic() + 10
+        while seen != {PaperKind.A4, PaperKind.ID1} and time.monotonic() < deadline:
+            frame = camera.latest_frame()
+            if frame is not None:
+                for kind in (PaperKind.A4, PaperKind.ID1):
+                    if assess(frame.image, kind).guidance is Guidance.OK:
+                        seen.add(kind)
+            time.sleep(0.05)
+    finally:
+        camera.close()
+    assert seen == {PaperKind.A4, PaperKind.ID1}

@@ -19,7 +19,11 @@ class SimCamera(SimulatedDevice, Camera):
     """
 
     def __init__(self, device_id: str = "camera", width: int = 640, height: int = 480,
-                 fps: float = 15.0) -> None:
+                 fps: float = 15.0, demo_documents: list[str] | tuple[str, ...] = (),
+                 demo_period_s: float = 4.0) -> None:
+        """``demo_documents`` (paper kinds, e.g. ``["a4", "id1"]``): for ``make run``, the
+        camera shows each kind of page in turn, ``demo_period_s`` each, with an empty desk
+        between, so a tester can photograph any material without a script."""
         super().__init__(device_id)
         self.width, self.height, self.fps = width, height, fps
         self._scene = np.full((height, width, 3), 200, np.uint8)
@@ -31,6 +35,22 @@ class SimCamera(SimulatedDevice, Camera):
         self._thread = threading.Thread(target=self._produce, name=f"{device_id}:frames",
                                         daemon=True)
         self._thread.start()
+        self._demo: threading.Thread | None = None
+        if demo_documents:
+            kinds = list(demo_documents)
+            self._demo = threading.Thread(target=self._cycle, args=(kinds, demo_period_s),
+                                          name=f"{device_id}:demo", daemon=True)
+            self._demo.start()
+
+    def _cycle(self, kinds: list[str], period_s: float) -> None:
+        n = 0
+        while self._running:
+            kind = kinds[n % len(kinds)]
+            self.show_document("well_placed", kind, seed=n)
+            time.sleep(period_s)
+            self.show_document("no_document", kind, seed=n)
+            time.sleep(period_s / 2)
+            n += 1
 
     # -- script ---------------------------------------------------------------------------
     def show_image(self, image: np.ndarray) -> None:
