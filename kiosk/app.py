@@ -25,7 +25,7 @@ from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
 from kiosk.heartbeat import HeartbeatSender
 from kiosk.i18n import I18n
-from kiosk.metrics import app_version
+from kiosk.metrics import MetricsWriter, app_version
 from kiosk.outbox import OutboxStore, OutboxWorker, create_key
 from kiosk.services import Availability, evaluate
 from kiosk.session import EndReason, Session, SessionManager
@@ -68,6 +68,7 @@ class Kiosk:
     heartbeat: HeartbeatSender | None = None
     catalogue: CatalogueSource | None = None
     catalogue_refresher: CatalogueRefresher | None = None
+    metrics: MetricsWriter | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -198,6 +199,8 @@ class Kiosk:
             outbox_oldest_age_s=stats.oldest_pending_age_s if stats else None)
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self.sessions.end(EndReason.SHUTDOWN)
         if self.heartbeat is not None:
             self.heartbeat.stop()

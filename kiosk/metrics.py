@@ -22,6 +22,7 @@ No personal data: labels are device names, states, error codes and end reasons.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,13 +41,22 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from devices.contract import DeviceState, DeviceStatus, PaperState
-from kiosk.services import AppState
+from flows.maintenance import PRINTED, STATE_FILE, MaintenanceStateFile, OutboxReport
+from kiosk.services import AppState, app_state
 from kiosk.storage.models import AuditEvent
+
+if TYPE_CHECKING:
+    from kiosk.app import Kiosk
 
 log = logging.getLogger(__name__)
 
 PREFIX = "zizhu"
 DEFAULT_INTERVAL_S = 15.0
+# Where node_exporter's textfile collector looks on the appliance (systemd/README.md), and the
+# name systemd/health-check.py expects the app to keep fresh.
+TEXTFILE_DIR = Path("/var/lib/zizhu/metrics")
+KIOSK_FILE = "zizhu_kiosk.prom"
+METRICS_FILE_ENV = "ZIZHU_METRICS_FILE"
 
 
 class OutboxCounts(Protocol):
@@ -70,6 +80,8 @@ class Activity:
 
     sessions: Mapping[str, int] = field(default_factory=dict)  # end reason -> sessions
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (device, code) -> n
+    documents: Mapping[str, int] = field(default_factory=dict)  # document kind -> printed
+    pages: int = 0  # pages printed (test pages included: they use paper too)
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class HealthSnapshot:
     outbox: OutboxCounts | None = None
     activity: Activity | None = None
     backoffice_up: bool | None = None
+    out_of_service: bool | None = None  # a technician took the kiosk out of service
 
 
 def _state_set(name: str, doc: str, label: str, states: list[str], current: str | None,
@@ -127,6 +140,11 @@ class HealthCollector(Collector):
             yield GaugeMetricFamily(f"{PREFIX}_backoffice_up",
                                     "1 when the back office answered its last health check.",
                                     value=1.0 if s.backoffice_up else 0.0)
+        if s.out_of_service is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_out_of_service",
+                                    "1 while a technician has taken the kiosk out of service "
+                                    "(maintenance mode), not a fault.",
+                                    value=1.0 if s.out_of_service else 0.0)
         if s.outbox is not None:
             yield from self._outbox(s.outbox)
         if s.activity is not None:
@@ -185,6 +203,15 @@ class HealthCollector(Collector):
         for (device, code), count in sorted(activity.errors.items()):
             errors.add_metric([device, code], float(count))
         yield errors
+        documents = CounterMetricFamily(f"{PREFIX}_printed_documents",
+                                        "Documents printed, by kind (queue_ticket, "
+                                        "application_receipt, certificate, test_page ...).",
+                                        labels=["document"])
+        for kind, count in sorted(activity.documents.items()):
+            documents.add_metric([kind], float(count))
+        yield documents
+        yield CounterMetricFamily(f"{PREFIX}_printed_pages", "Pages printed, all printers.",
+                                  value=float(activity.pages))
 
 
 def registry_for(snapshot: Callable[[], HealthSnapshot],
@@ -283,22 +310,50 @@ def outbox_counts_from_disk(db_path: Path, now: datetime | None = None) -> Outbo
     return OutboxDiskCounts(counts.get(PENDING, 0), counts.get(QUARANTINED, 0), age)
 
 
-def activity_from_audit(db_path: Path) -> Activity:
-    """Session ends by reason and device errors by code, counted in the audit log (the rows
-    kiosk.session and the app's device listener write)."""
+def activity_from_audit(db_path: Path, since: datetime | None = None) -> Activity:
+    """Session ends by reason, device errors by code, and printed documents by kind with their
+    pages, counted in the audit log (the rows kiosk.session, the app's device listener and
+    ``flows.print_job.PrintJob`` write: ``print.printed``); only rows from ``since`` on when
+    given."""
     if not db_path.exists():
         return Activity()
     reason = func.coalesce(func.json_extract(AuditEvent.detail, "$.reason"), "unknown")
     code = func.coalesce(func.json_extract(AuditEvent.detail, "$.error"), "unknown")
     device = func.coalesce(AuditEvent.device_id, "unknown")
+    document = func.coalesce(func.json_extract(AuditEvent.detail, "$.kind"), "unknown")
+    pages = func.coalesce(func.sum(func.json_extract(AuditEvent.detail, "$.pages")), 0)
+    # A duplicate (the key had printed before) put no new paper out.
+    fresh = func.coalesce(func.json_extract(AuditEvent.detail, "$.duplicate"), 0) == 0
+    window = [] if since is None else [AuditEvent.at >= since]
     with _read_only(db_path) as session:
         sessions = {str(r): n for r, n in session.execute(
-            select(reason, func.count()).where(AuditEvent.kind == "session.end")
+            select(reason, func.count()).where(AuditEvent.kind == "session.end", *window)
             .group_by(reason))}
         errors = {(str(d), str(c)): n for d, c, n in session.execute(
-            select(device, code, func.count()).where(AuditEvent.kind == "device.Error")
+            select(device, code, func.count()).where(AuditEvent.kind == "device.Error", *window)
             .group_by(device, code))}
-    return Activity(sessions, errors)
+        printed = session.execute(
+            select(document, func.count(), pages)
+            .where(AuditEvent.kind == PRINTED, fresh, *window)
+            .group_by(document)).all()
+    return Activity(sessions, errors, {str(d): n for d, n, _p in printed},
+                    int(sum(p for _d, _n, p in printed)))
+
+
+def last_delivery_from_disk(db_path: Path) -> datetime | None:
+    """When the outbox last handed a submission to the back office (its receipts table, kept
+    90 days), read-only; None when nothing was delivered or there is no outbox."""
+    from kiosk.outbox.models import OutboxReceipt
+
+    if not db_path.exists():
+        return None
+    with _read_only(db_path) as session:
+        last = session.scalar(select(func.max(OutboxReceipt.delivered_at)))
+    if isinstance(last, str):  # max() bypasses the column's type
+        last = datetime.fromisoformat(last)
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return last
 
 
 def app_version() -> str:
@@ -311,11 +366,95 @@ def app_version() -> str:
 
 
 def offline_snapshot(kiosk_id: str, centre_id: str, data_dir: Path) -> HealthSnapshot:
-    """What the files in ``data_dir`` tell without the app: outbox and counters."""
+    """What the files in ``data_dir`` tell without the app: outbox, counters, and whether a
+    technician took the kiosk out of service."""
     return HealthSnapshot(
         kiosk_id=kiosk_id, centre_id=centre_id, version=app_version(),
         outbox=outbox_counts_from_disk(data_dir / "outbox.db"),
-        activity=activity_from_audit(data_dir / "kiosk.db"))
+        activity=activity_from_audit(data_dir / "kiosk.db"),
+        out_of_service=MaintenanceStateFile(data_dir / STATE_FILE).out_of_service_message()
+        is not None)
+
+
+def outbox_report(kiosk: Kiosk) -> OutboxReport | None:
+    """The outbox as maintenance mode shows it: depth, what was set aside, the oldest waiting,
+    and the last delivery (from the worker, else from the receipts on disk, which outlive a
+    restart). None when the kiosk has no outbox."""
+    if kiosk.outbox is None:
+        return None
+    last_delivery = last_error = running = None
+    if kiosk.outbox_worker is not None:
+        health = kiosk.outbox_worker.health()
+        pending, quarantined = health.pending, health.quarantined
+        oldest, last_delivery = health.oldest_pending_age_s, health.last_delivery_at
+        last_error, running = health.last_error, health.running
+    else:
+        stats = kiosk.outbox.stats()
+        pending, quarantined, oldest = stats.pending, stats.quarantined, stats.oldest_pending_age_s
+    if last_delivery is None:
+        last_delivery = last_delivery_from_disk(kiosk.config.kiosk.data_dir / "outbox.db")
+    return OutboxReport(pending, quarantined, oldest, last_delivery, last_error, running)
+
+
+# --- the live writer, started by the app ------------------------------------------------------
+
+
+def metrics_path(data_dir: Path) -> Path:
+    """Where the running app writes: ``$ZIZHU_METRICS_FILE``, else the appliance's textfile
+    directory when it exists, else ``<data_dir>/metrics/zizhu_kiosk.prom`` (development)."""
+    configured = os.environ.get(METRICS_FILE_ENV)
+    if configured:
+        return Path(configured)
+    if TEXTFILE_DIR.is_dir():
+        return TEXTFILE_DIR / KIOSK_FILE
+    return data_dir / "metrics" / KIOSK_FILE
+
+
+def live_snapshot(kiosk: Kiosk, started_at: float,
+                  maintenance: MaintenanceStateFile | None = None) -> HealthSnapshot:
+    """Everything the running app knows. Reads only thread-safe snapshots (device statuses,
+    outbox counts, the audit log through its own read-only connection)."""
+    config = kiosk.config
+    data_dir = config.kiosk.data_dir
+    state_file = maintenance or MaintenanceStateFile(data_dir / STATE_FILE)
+    out_of_service = state_file.out_of_service_message() is not None
+    statuses = kiosk.statuses()
+    state = app_state(kiosk.availability(), kiosk.sessions.current is not None)
+    if out_of_service:
+        state = AppState.UNAVAILABLE
+    outbox: OutboxCounts | None = None
+    if kiosk.outbox_worker is not None:
+        outbox = kiosk.outbox_worker.health()
+    elif kiosk.outbox is not None:
+        outbox = kiosk.outbox.stats()
+    heartbeat = kiosk.heartbeat
+    backoffice_up = None
+    if heartbeat is not None and (heartbeat.sent or heartbeat.failed):
+        backoffice_up = heartbeat.last_error is None and heartbeat.last_acknowledged is not None
+    return HealthSnapshot(
+        kiosk_id=config.kiosk.id, centre_id=config.kiosk.centre_id, version=app_version(),
+        app_state=state, started_at=started_at, devices=statuses, outbox=outbox,
+        activity=activity_from_audit(data_dir / "kiosk.db"), backoffice_up=backoffice_up,
+        out_of_service=out_of_service)
+
+
+def start_metrics(kiosk: Kiosk, path: Path | None = None, *,
+                  interval_s: float = DEFAULT_INTERVAL_S,
+                  started_at: float | None = None) -> MetricsWriter:
+    """Start the thread that keeps the kiosk's text file fresh; ``writer.stop()`` at close.
+    The first write happens at once on that thread; a directory that cannot be written is
+    logged at each try and never stops the kiosk."""
+    target = path or metrics_path(kiosk.config.kiosk.data_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        log.warning("metrics folder %s not created (%s)", target.parent, problem)
+    started = started_at if started_at is not None else time.time()
+    state_file = MaintenanceStateFile(kiosk.config.kiosk.data_dir / STATE_FILE)
+    writer = MetricsWriter(target, lambda: live_snapshot(kiosk, started, state_file),
+                           interval_s=interval_s)
+    writer.start()
+    return writer
 
 
 def is_fresh(path: Path, max_age_s: float, now: float | None = None) -> bool:
@@ -335,7 +474,12 @@ __all__ = [
     "OutboxCounts",
     "activity_from_audit",
     "is_fresh",
+    "last_delivery_from_disk",
+    "live_snapshot",
+    "metrics_path",
     "offline_snapshot",
     "outbox_counts_from_disk",
+    "outbox_report",
     "render",
+    "start_metrics",
 ]

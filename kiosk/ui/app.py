@@ -121,6 +121,10 @@ def make_app(config: KioskConfig, build_kiosk: Callable[[], Kiosk]) -> object:
             self.controller.show_attract()
             self.controller.render_top_bar()
             self._tick = Clock.schedule_interval(self.controller.tick, 0.5)
+            if self.kiosk.metrics is None:
+                from kiosk.metrics import start_metrics
+
+                self.kiosk.metrics = start_metrics(self.kiosk)
             notify.ready("kiosk ready: taking touches")
             log.info("kiosk ready")
 

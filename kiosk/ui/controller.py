@@ -35,6 +35,7 @@ from kiosk.ui.identity_screens import (
     MrzEntryScreen,
     PresentDocumentScreen,
 )
+from kiosk.ui.maintenance import MaintenanceController
 from kiosk.ui.material_screens import MaterialCaptureScreen
 from kiosk.ui.screens import (
     AttractScreen,
@@ -98,6 +99,8 @@ class Controller:
         kiosk.sessions.on_end(self._session_ended)
         kiosk.i18n.on_change(lambda _lang: self.rerender())
         self._rerender: Callable[[], None] = self.show_attract
+        self.maintenance = MaintenanceController(kiosk, manager, on_exit=self.show_attract)
+        self.maintenance.attach()
 
     # -- frame ------------------------------------------------------------------------------
     def tick(self, _dt: float = 0) -> None:
@@ -139,6 +142,8 @@ class Controller:
 
     # -- session ----------------------------------------------------------------------------
     def _out_of_service_reasons(self) -> list[str]:
+        if message := self.maintenance.out_of_service_message():
+            return [self._(message)]  # a technician took it out of service
         services = self.kiosk.availability()
         if app_state(services, False) is not AppState.UNAVAILABLE:
             return []
@@ -146,6 +151,8 @@ class Controller:
         return sorted(self._(r).format(device=self._(d)) for r, d in reasons)
 
     def show_attract(self) -> None:
+        if self.maintenance.active:
+            return
         self._out_shown = self._out_of_service_reasons()
         self.screens["attract"].render(self._, self._centre_name(), self.kiosk.now(),
                                        self._out_shown, self.start_session)
@@ -521,6 +528,8 @@ class Controller:
     # -- help -------------------------------------------------------------------------------
     def call_staff(self) -> None:
         """呼叫帮办 is one tap away on every screen, with or without a session."""
+        if self.maintenance.active:
+            return
         if self.session is None:
             self.session = self.kiosk.start_session()
         session_id = self.session.id
@@ -552,6 +561,7 @@ class Controller:
         self._show("message", self.show_internal_error)
 
     def shutdown(self) -> None:
+        self.maintenance.shutdown()
         if self.flow is not None:
             self.flow.cancel()
         self._journey.shutdown(wait=False, cancel_futures=True)

@@ -66,6 +66,15 @@ def samples(materials: int = 5) -> dict[str, dict[str, Any]]:
             "phone": "0000-12345678",
             "kiosk_id": "ZZ-TEST-01",
         },
+        "test_page": {
+            "centre_name": "测试市测试区政务服务中心",
+            "kiosk_id": "ZZ-TEST-01",
+            "device": "receipt_printer",
+            "driver": "cups",
+            "version": "0.1.0",
+            "printed_at": datetime(2026, 11, 22, 9, 5, 30),
+            "check": "K7M2",
+        },
         "one_time_notice": {
             "centre_name": "测试市测试区政务服务中心",
             "item_name": "社会保障卡补领、换领",

@@ -28,7 +28,7 @@ from flows.tickets import queue_ticket_document
 from tests.printing import LONG_ADDRESS, TRACKING_NUMBER, samples
 
 KINDS = {"queue_ticket", "application_receipt", "one_time_notice", "progress_query",
-         "certificate"}
+         "certificate", "test_page"}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,9 @@ def test_receipt_carries_tracking_number_materials_deadline_and_a_tracking_qr(te
     # Printed masked whatever the flow passed.
     assert "9901**********1234" in text and "990102199001011234" not in text
     assert "王**" in text and "王小测" not in text
-    assert document.meta == {"tracking_number": TRACKING_NUMBER}
+    assert document.meta == {"local_tracking_number": "K20261122-0017"}
+    assert Field("本机受理号", "K20261122-0017") in document.blocks
+    assert "网络恢复后自动提交" not in text  # only while it waits in the outbox
 
 
 def test_absent_optional_fields_drop_their_blocks(templates):
@@ -115,13 +117,13 @@ def test_media_can_be_overridden(templates):
 
 def test_missing_field_names_the_file_and_the_field_not_the_data(templates):
     data = samples()["application_receipt"]
-    del data["tracking_number"]
+    del data["local_tracking_number"]
     with pytest.raises(TemplateError) as raised:
         templates.render("application_receipt", data, "x")
-    assert raised.value.field == "tracking_number"
+    assert raised.value.field == "local_tracking_number"
     assert raised.value.path.name == "application_receipt.toml"
     message = str(raised.value)
-    assert "application_receipt.toml" in message and "'tracking_number'" in message
+    assert "application_receipt.toml" in message and "'local_tracking_number'" in message
     assert "王小测" not in message and "1234" not in message
 
 
