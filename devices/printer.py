@@ -4,6 +4,9 @@ A ``PrintDocument`` is what a flow asks to print: a title and a sequence of type
 (heading, paragraph, field, list, table, rule, spacer, QR code, signature line). It says what
 is on the paper, not how it is drawn: each driver renders it for its own transport (a PDF for
 CUPS, a 1-bit raster for an ESC/POS head), so one document prints the same on every printer.
+
+A ``PdfDocument`` is a ready-made PDF (a certificate the issuing department laid out and the
+back office hands over): it is printed as it is, by the printers that take PDF.
 """
 
 from __future__ import annotations
@@ -13,7 +16,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from devices.contract import CommandContext, Device, DeviceClass, PendingCommand
+from devices.contract import (
+    CommandContext,
+    CommandFailed,
+    Completion,
+    Device,
+    DeviceClass,
+    PendingCommand,
+)
+
+# Device-specific error code: the printer refused the job (a document it cannot print, or one
+# CUPS would not take).
+JOB_REJECTED = "jobRejected"
 
 
 class Media(enum.StrEnum):
@@ -176,6 +190,35 @@ def _text(block: Block) -> Iterator[str]:
                 yield date
 
 
+@dataclass(frozen=True, repr=False)
+class PdfDocument:
+    """A ready-made PDF, printed as it is (no layout by the kiosk): a certificate issued by a
+    department. ``job_key`` and ``meta`` mean what they mean on ``PrintDocument``; ``pdf``
+    often is personal data, so it is never in a repr or a log line. ``media`` is the paper it
+    is laid out for."""
+
+    kind: str
+    job_key: str
+    title: str
+    pdf: bytes
+    media: Media = Media.A4
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Bytes from outside (the back office): a printer must never be handed something that
+        # only claims to be a PDF. The header check is what every PDF reader does first.
+        if not isinstance(self.pdf, bytes) or not self.pdf.startswith(b"%PDF-"):
+            raise ValueError(f"{self.kind}: not a PDF (no %PDF- header)")
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    def __repr__(self) -> str:
+        return f"PdfDocument({self.kind!r}, {self.job_key!r}, {len(self.pdf)} bytes)"
+
+
+# What ``Printer.print_document`` takes.
+Printable = PrintDocument | PdfDocument
+
+
 @dataclass(frozen=True)
 class PrintReceipt:
     job_key: str
@@ -185,15 +228,25 @@ class PrintReceipt:
 
 class Printer(Device):
     media_kind: Media = Media.ROLL_80MM
+    # Whether a ready-made PdfDocument can be printed here (CUPS can; an ESC/POS head cannot).
+    accepts_pdf: bool = False
 
     def print_document(
-        self, document: PrintDocument, timeout: float, session_id: str | None = None
+        self, document: Printable, timeout: float, session_id: str | None = None
     ) -> PendingCommand[PrintReceipt]:
         """Completion codes: ``paperOut``, ``paperJammed``, ``doorOpen``, ``jobRejected``;
-        ``deviceNotReady`` when offline (refused before anything is sent)."""
-        return self._start("print", lambda ctx: self._print(ctx, document), timeout, session_id)
+        ``deviceNotReady`` when offline (refused before anything is sent). A ``PdfDocument`` on
+        a printer that does not take PDF ends ``invalidData``/``jobRejected`` at once."""
+        return self._start("print", lambda ctx: self._print_checked(ctx, document), timeout,
+                           session_id)
 
-    def _print(self, ctx: CommandContext, document: PrintDocument) -> PrintReceipt:
+    def _print_checked(self, ctx: CommandContext, document: Printable) -> PrintReceipt:
+        if isinstance(document, PdfDocument) and not self.accepts_pdf:
+            raise CommandFailed(Completion.INVALID_DATA, JOB_REJECTED,
+                                f"{self.driver_name} printers take no ready-made PDF")
+        return self._print(ctx, document)
+
+    def _print(self, ctx: CommandContext, document: Printable) -> PrintReceipt:
         raise NotImplementedError
 
 

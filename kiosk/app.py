@@ -15,15 +15,19 @@ from devices.contract import Device, DeviceStatus, Event, EventKind
 from devices.identity import IdentityReader
 from devices.printer import Printer
 from flows.apply import ApplyFlow, ApplySettings
+from flows.certificate import CertificateFlow, CertificateSettings
 from flows.checkin import CheckInFlow, CheckInSettings
 from flows.identify import IdentifyFlow, IdentifySettings
 from flows.ports import ApplicationSubmission, BackOffice, BackOfficeError, CatalogueSource
-from flows.query import QueryFlow
+from flows.print_job import PrintSettings
+from flows.query import ProgressPrinting, QueryFlow
+from flows.rating import RatingFlow, RatingSettings, RatingSubject
 from kiosk.catalogue_cache import CachedCatalogue, CatalogueRefresher
 from kiosk.client import DeviceReport, HeartbeatReport, HttpBackOffice, TlsSettings
 from kiosk.config import KioskConfig
 from kiosk.drivers import build_device, needs_peer
 from kiosk.heartbeat import HeartbeatSender
+from kiosk.held_prints import HeldPrintStore
 from kiosk.i18n import I18n
 from kiosk.metrics import MetricsWriter, app_version
 from kiosk.outbox import OutboxStore, OutboxWorker, create_key
@@ -69,6 +73,7 @@ class Kiosk:
     catalogue: CatalogueSource | None = None
     catalogue_refresher: CatalogueRefresher | None = None
     metrics: MetricsWriter | None = None
+    held_prints: HeldPrintStore | None = None
 
     def now(self) -> datetime:
         return self.config.kiosk.now()
@@ -146,9 +151,41 @@ class Kiosk:
         session.on_end(flow.wipe)
         return flow
 
+    def _printer(self, name: str) -> Printer | None:
+        device = self.devices.get(name)
+        return device if isinstance(device, Printer) else None
+
+    def _print_settings(self) -> PrintSettings:
+        t = self.config.timeouts
+        return PrintSettings(print_timeout_s=t.print_s, take_timeout_s=t.take_s)
+
     def query_flow(self, session: Session) -> QueryFlow:
+        receipt = self._printer("receipt_printer")
+        printing = (ProgressPrinting(receipt, self.config.kiosk.centre_label, self.now,
+                                     progress=self.backoffice,  # type: ignore[arg-type]
+                                     held=self.held_prints, settings=self._print_settings())
+                    if receipt is not None else None)
         flow = QueryFlow(identify=self.identify_flow(session), backoffice=self.backoffice,
-                         audit=self.audit, session_id=session.id)
+                         audit=self.audit, session_id=session.id, printing=printing)
+        session.on_end(flow.wipe)
+        return flow
+
+    def certificate_flow(self, session: Session) -> CertificateFlow:
+        """自助出件 on the A4 printer."""
+        flow = CertificateFlow(
+            identify=self.identify_flow(session), desk=self.backoffice,  # type: ignore[arg-type]
+            printer=self._printer("document_printer"), audit=self.audit,
+            settings=CertificateSettings(self.config.kiosk.id, self._print_settings()),
+            session_id=session.id, held=self.held_prints)
+        session.on_end(flow.wipe)
+        return flow
+
+    def rating_flow(self, session: Session, subject: RatingSubject | None = None) -> RatingFlow:
+        """好差评 of a transaction (its 办件编号), or of the visit."""
+        kiosk = self.config.kiosk
+        flow = RatingFlow(desk=self.backoffice, scheme=self.backoffice,  # type: ignore[arg-type]
+                          audit=self.audit, settings=RatingSettings(kiosk.id, kiosk.centre_id),
+                          subject=subject or RatingSubject(session.id))
         session.on_end(flow.wipe)
         return flow
 
@@ -275,6 +312,11 @@ def build_kiosk(config: KioskConfig, backoffice: BackOffice | None = None) -> Ki
     kiosk = Kiosk(config, devices, db, audit, UsedCodeStore(db), client, sessions,
                   I18n(config.kiosk.language))
     kiosk.outbox = _open_outbox(config, audit)
+    # Documents that did not print, sealed with the outbox key until staff reprint them.
+    kiosk.held_prints = HeldPrintStore.open(data_dir, config.outbox_key_file)
+    expired = kiosk.held_prints.expire()
+    if expired:
+        audit.record("print.held_expired", detail={"count": expired})
     cache = CachedCatalogue(client, data_dir / "catalogue")
     kiosk.catalogue = cache
     if isinstance(client, HttpBackOffice):

@@ -55,12 +55,15 @@ from flows.ports import (
     Material,
     QueueTicket,
     Rating,
+    RatingLevel,
     ReadyResult,
     ServiceCatalogue,
     ServiceItemInfo,
     SubmissionReceipt,
     TicketCategory,
 )
+from flows.rating import RatingIndicator as SchemeIndicator
+from flows.rating import RatingScheme
 
 log = logging.getLogger("kiosk.client")
 
@@ -392,6 +395,27 @@ _ITEM = TypeAdapter(_ItemWire)
 _READY = TypeAdapter(list[_ReadyWire])
 _COLLECTED = TypeAdapter(_CollectedWire)
 _RATING_CREATED = TypeAdapter(_RatingCreatedWire)
+
+
+class _LevelWire(_Wire):
+    level: int = Field(ge=1, le=5)
+    name: str
+
+
+class _IndicatorWire(_Wire):
+    code: str
+    group: str
+    label: str
+
+
+class _RatingSchemeWire(_Wire):
+    standard: str
+    levels: list[_LevelWire]
+    indicators: list[_IndicatorWire]
+    max_comment_chars: int = Field(ge=0)
+
+
+_RATING_SCHEME = TypeAdapter(_RatingSchemeWire)
 _HEARTBEAT_ACK = TypeAdapter(_HeartbeatAckWire)
 _APPLICATIONS = TypeAdapter(list[_ApplicationWire])
 _TICKET = TypeAdapter(_TicketEnvelopeWire)
@@ -671,6 +695,15 @@ class HttpBackOffice:
         payload = self._call("rating", "POST", "/ratings", body=body,
                              idempotency_key=idempotency_key)
         return _parse(_RATING_CREATED, payload, "rating").id
+
+    def rating_scheme(self) -> RatingScheme:
+        """The five levels and the GB/T 39734 indicators the rating screen offers."""
+        payload = self._call("rating scheme", "GET", "/ratings/scheme", retry=True)
+        wire = _parse(_RATING_SCHEME, payload, "rating scheme")
+        return RatingScheme(
+            wire.standard, tuple((RatingLevel(w.level), w.name) for w in wire.levels),
+            tuple(SchemeIndicator(w.code, w.group, w.label) for w in wire.indicators),
+            wire.max_comment_chars)
 
     # -- heartbeat --
 

@@ -58,9 +58,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 (("id_card", "smart_card"),), implemented=True),
     ServiceSpec(ServiceId.CERTIFICATE, N_("Print a certificate"),
                 N_("Collect a result ready for you"),
-                (("id_card", "smart_card"), ("document_printer",)), implemented=False),
+                (("id_card", "smart_card"), ("document_printer",)), implemented=True),
     ServiceSpec(ServiceId.RATING, N_("Rate our service"), N_("Five levels, GB/T 39734"),
-                (), implemented=False),
+                (), implemented=True),
 )
 
 DEVICE_TITLES: dict[str, str] = {

@@ -39,15 +39,16 @@ def test_paper_out_greys_out_only_what_prints_with_its_reason():
         "{device} disconnected", "ID card reader")
     assert (result[ServiceId.APPLY].reason, result[ServiceId.APPLY].device) == (
         "{device} disconnected", "ID card reader")
-    # The service guide needs no device: the kiosk stays in service for it.
-    assert result[ServiceId.GUIDE].available
+    # The service guide and 好差评 need no device: the kiosk stays in service for them.
+    assert result[ServiceId.GUIDE].available and result[ServiceId.RATING].available
     assert app_state(list(result.values()), False) is AppState.AVAILABLE
     del statuses["camera"]
     assert by_id(statuses)[ServiceId.APPLY].reason == "{device} disconnected"
 
 
 def test_the_kiosk_is_out_of_service_only_when_nothing_at_all_can_be_offered():
-    nothing = [a for a in evaluate({}) if a.service.id is not ServiceId.GUIDE]
+    nothing = [a for a in evaluate({})
+               if a.service.id not in (ServiceId.GUIDE, ServiceId.RATING)]
     assert app_state(nothing, False) is AppState.UNAVAILABLE
     assert app_state(evaluate({}), False) is AppState.AVAILABLE
 

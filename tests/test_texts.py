@@ -10,11 +10,14 @@ import pytest
 from devices.identity import Authenticity, DocumentType
 from devices.vision.quality import Guidance
 from flows.apply import ApplyAction, ApplyProblem, MaterialState
+from flows.certificate import CertAction, CertProblem
 from flows.checkin import Action, Problem
 from flows.identify import IdAction, IdProblem
 from flows.material_capture import CaptureAction, CaptureProblem
 from flows.ports import ApplicationStatus
+from flows.print_job import PrintAction, PrintProblem
 from flows.query import QueryProblem
+from flows.rating import RateAction, RateProblem
 from kiosk.ui import texts
 
 TABLES: list[tuple[type[enum.Enum], dict]] = [
@@ -26,6 +29,9 @@ TABLES: list[tuple[type[enum.Enum], dict]] = [
     (CaptureAction, texts.CAPTURE_ACTIONS),
     (ApplyProblem, texts.APPLY_PROBLEMS), (ApplyAction, texts.APPLY_ACTIONS),
     (MaterialState, texts.MATERIAL_STATES),
+    (PrintProblem, texts.PRINT_PROBLEMS), (PrintAction, texts.PRINT_ACTIONS),
+    (CertProblem, texts.CERT_PROBLEMS), (CertAction, texts.CERT_ACTIONS),
+    (RateProblem, texts.RATE_PROBLEMS), (RateAction, texts.RATE_ACTIONS),
 ]
 
 

@@ -1,15 +1,15 @@
 """Printers behind a CUPS queue: the A4 document printer (and a receipt printer with a CUPS
 driver), driven through pycups.
 
-A print is rendered to PDF, checked against the printer's state, sent as one CUPS job and
-followed until CUPS says completed, aborted or canceled. The kiosk is unattended, so a job must
+A print is rendered to PDF (a ready-made ``PdfDocument`` is sent as it is), checked against the
+printer's state, sent as one CUPS job and followed until CUPS says completed, aborted or
+canceled. The kiosk is unattended, so a job must
 never print later on its own: a job that times out, is stopped or held is canceled in CUPS.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,9 +31,16 @@ from devices.contract import (
 )
 from devices.cups import ipp, state
 from devices.cups.state import Condition, PrinterReport
-from devices.printer import DocumentPrinter, PrintDocument, Printer, PrintReceipt, ReceiptPrinter
+from devices.printer import (
+    DocumentPrinter,
+    PdfDocument,
+    Printable,
+    Printer,
+    PrintReceipt,
+    ReceiptPrinter,
+)
 from devices.printing.fonts import FONT_PATH
-from devices.printing.pdf import render_pdf
+from devices.printing.pdf import pdf_page_count, render_pdf
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,6 @@ DEFAULT_FONT = str(FONT_PATH)
 _QUEUE_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-is-accepting-jobs",
                      "device-uri", "queued-job-count"]
 _JOB_ATTRIBUTES = ["job-id", "job-state", "job-state-reasons", "job-printer-state-reasons"]
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 class _Outcome:
@@ -71,13 +77,9 @@ class _Unavailable(Exception):
         self.problem = problem
 
 
-def _pdf_pages(pdf: bytes) -> int:
-    # Page objects are plain dictionaries even in a compressed reportlab PDF.
-    return max(1, len(_PDF_PAGE.findall(pdf)))
-
-
 class _CupsPrinter(Printer):
     driver_name = "cups"
+    accepts_pdf = True  # CUPS filters a PDF for whatever printer is behind the queue
 
     def __init__(self, device_id: str, queue: str, server: str | None = None,
                  job_timeout_s: float = 60, poll_interval_s: float = 0.5,
@@ -275,14 +277,17 @@ class _CupsPrinter(Printer):
                 log.exception("%s: status poll failed", self.device_id)
 
     # -- printing -----------------------------------------------------------------------
-    def _print(self, ctx: CommandContext, document: PrintDocument) -> PrintReceipt:
+    def _print(self, ctx: CommandContext, document: Printable) -> PrintReceipt:
         with self._jobs_lock:
             earlier = self._jobs.get(document.job_key)
         if earlier is not None:
             receipt = self._retry(ctx, earlier)
             if receipt is not None:
                 return receipt
-        pdf = render_pdf(document, Path(self.font_path))
+        if isinstance(document, PdfDocument):
+            pdf = document.pdf
+        else:
+            pdf = render_pdf(document, Path(self.font_path))
         ctx.check()
         condition = self._refresh(ask_device=True)
         if condition is None:
@@ -319,7 +324,7 @@ class _CupsPrinter(Printer):
             return PrintReceipt(earlier.job_key, earlier.pages, duplicate=True)
         return None
 
-    def _submit(self, document: PrintDocument, pdf: bytes,
+    def _submit(self, document: Printable, pdf: bytes,
                 earlier: SubmittedJob | None) -> SubmittedJob:
         try:
             job_id = int(self._call("createJob", self.queue, document.title, {}))
@@ -332,7 +337,7 @@ class _CupsPrinter(Printer):
                 raise CommandFailed(Completion.DEVICE_NOT_READY, state.NOT_ACCEPTING) from exc
             raise CommandFailed(Completion.HARDWARE_ERROR, state.JOB_REJECTED,
                                 f"CUPS refused the job ({status})") from exc
-        job = SubmittedJob(document.job_key, job_id, _pdf_pages(pdf), time.monotonic())
+        job = SubmittedJob(document.job_key, job_id, pdf_page_count(pdf), time.monotonic())
         if earlier is not None:
             job.history = [*earlier.history, earlier.job_id]
         # Recorded before the document goes out: from here on a retry must look at this job.

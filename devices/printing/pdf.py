@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from devices.printing.fonts import A4_HEIGHT_MM, FONT_PATH, LAYOUTS, MM, Layout,
 _A4_TOP_MM, _A4_BOTTOM_MM = 24.0, 20.0  # room for the repeated header and the page footer
 _ROLL_END_MM = 5.0  # blank paper above and below a roll document, where the cutter bites
 _QR_BORDER = 4  # quiet zone in modules (ISO/IEC 18004)
+# A page object's dictionary; "/Type /Pages" (the page tree) is not one.
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 # reportlab keeps a font's subset state on the shared TTFont and is not documented as
 # thread-safe; the receipt and the A4 printer may render at the same moment.
 _LOCK = threading.Lock()
@@ -64,6 +67,14 @@ _LOCK = threading.Lock()
 class RenderedPdf:
     data: bytes
     pages: int
+
+
+def pdf_page_count(pdf: bytes) -> int:
+    """Pages in a PDF made elsewhere (a certificate from the back office), for the paper count
+    and the job log. Page dictionaries are plain objects in reportlab's and most producers'
+    files; where they hide in compressed object streams this says 1, which only the paper
+    counter of a simulated printer would notice."""
+    return max(1, len(_PDF_PAGE.findall(pdf)))
 
 
 def render_pdf(document: PrintDocument, font_path: Path = FONT_PATH) -> bytes:

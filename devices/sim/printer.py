@@ -13,13 +13,22 @@ from devices.contract import (
     PaperState,
     Severity,
 )
-from devices.printer import DocumentPrinter, PrintDocument, Printer, PrintReceipt, ReceiptPrinter
+from devices.printer import (
+    DocumentPrinter,
+    PdfDocument,
+    Printable,
+    Printer,
+    PrintReceipt,
+    ReceiptPrinter,
+)
+from devices.printing.pdf import pdf_page_count
 from devices.sim.base import SimulatedDevice
 from devices.sim.render import FONT_PATH, render_pdf_pages, render_png, render_text
 
 
 class _SimPrinter(SimulatedDevice, Printer):
-    """Keeps each printed document as ``NNNN-kind.pdf`` + ``.png`` + ``.txt`` in ``output_dir``.
+    """Keeps each printed document as ``NNNN-kind.pdf`` + ``.png`` + ``.txt`` in ``output_dir``
+(a ready-made ``PdfDocument`` as ``NNNN-kind.pdf`` only, byte for byte as it was sent).
 
     Paper is counted in pages of the real render (an A4 notice may take two sheets; a roll
     document is one page however long); ``run_out_after(n)`` lets n more pages out, then paper
@@ -58,6 +67,12 @@ class _SimPrinter(SimulatedDevice, Printer):
         self._emit(EventKind.ERROR, severity=Severity.ALARM, error_kind="paperJammed",
                    action="status")
 
+    def clear_jam(self) -> None:
+        """Staff opened the printer and pulled the paper out."""
+        if self.status().paper is PaperState.JAMMED:
+            self._set_status(paper=PaperState.UNKNOWN)
+            self._update_paper()
+
     def open_door(self) -> None:
         self._set_status(door=DoorState.OPEN)
 
@@ -90,7 +105,7 @@ class _SimPrinter(SimulatedDevice, Printer):
             self._emit(EventKind.PAPER_THRESHOLD, payload=paper,
                        severity=Severity.ALARM if paper is PaperState.OUT else Severity.WARNING)
 
-    def _print(self, ctx: CommandContext, document: PrintDocument) -> PrintReceipt:
+    def _print(self, ctx: CommandContext, document: Printable) -> PrintReceipt:
         self._require_online()
         if document.job_key in self._printed_keys:
             return PrintReceipt(document.job_key, 0, duplicate=True)
@@ -102,9 +117,12 @@ class _SimPrinter(SimulatedDevice, Printer):
         if status.paper is PaperState.OUT:
             raise CommandFailed(Completion.HARDWARE_ERROR, "paperOut")
         # Rendered before any paper moves: a rendering fault must not eat a page.
-        pdf = render_pdf_pages(document, self.font_path)
-        png, text = render_png(document, self.font_path), render_text(document)
-        pages = pdf.pages
+        if isinstance(document, PdfDocument):
+            pdf_data, pages, png, text = document.pdf, pdf_page_count(document.pdf), None, None
+        else:
+            rendered = render_pdf_pages(document, self.font_path)
+            pdf_data, pages = rendered.data, rendered.pages
+            png, text = render_png(document, self.font_path), render_text(document)
         self._set_status(queue_depth=1)
         try:
             if ctx.wait(self.print_delay_s):
@@ -118,10 +136,13 @@ class _SimPrinter(SimulatedDevice, Printer):
                 self._pages_left -= pages
             self._printed_keys.add(document.job_key)
             stem = self.output_dir / f"{len(self.printed) + 1:04d}-{document.kind}"
-            stem.with_suffix(".txt").write_text(text, encoding="utf-8")
-            stem.with_suffix(".pdf").write_bytes(pdf.data)
-            png.save(stem.with_suffix(".png"))
-            self.printed.append(stem.with_suffix(".png"))
+            stem.with_suffix(".pdf").write_bytes(pdf_data)
+            if png is None or text is None:
+                self.printed.append(stem.with_suffix(".pdf"))
+            else:
+                stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+                png.save(stem.with_suffix(".png"))
+                self.printed.append(stem.with_suffix(".png"))
         finally:
             self._set_status(queue_depth=0)
             self._update_paper()
@@ -140,6 +161,7 @@ class SimReceiptPrinter(_SimPrinter, ReceiptPrinter):
 
 
 class SimDocumentPrinter(_SimPrinter, DocumentPrinter):
+    accepts_pdf = True  # it stands in for the CUPS A4 printer
     def __init__(self, device_id: str = "document_printer", output_dir: Path = Path("var/prints/document"),
                  **kwargs: object) -> None:
         super().__init__(device_id, output_dir, **kwargs)  # type: ignore[arg-type]

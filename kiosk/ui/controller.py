@@ -13,13 +13,17 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from flows.apply import ApplyAction, ApplyFlow, ApplyStep, ApplyView, MaterialEntry, MaterialState
 from flows.base import Flow
+from flows.certificate import CertAction, CertificateFlow, CertificateView, CertStep
 from flows.checkin import Action, CheckInFlow, CheckInView, Step
 from flows.identify import CAMERA_MRZ_REFUSED, IdAction, IdentifyFlow, IdentifyView, IdStep
 from flows.material_capture import CaptureAction
+from flows.ports import RatingLevel
+from flows.print_job import PrintAction, PrintStage, PrintView
 from flows.query import QueryFlow, QueryStep, QueryView
+from flows.rating import RateAction, RateStep, RatingFlow, RatingSubject, RatingView
 from kiosk.services import AppState, ServiceId, app_state
 from kiosk.session import EndReason, Session
-from kiosk.ui import texts
+from kiosk.ui import texts, theme
 from kiosk.ui.apply_screens import (
     CommitmentScreen,
     ItemListScreen,
@@ -48,6 +52,7 @@ from kiosk.ui.screens import (
     TicketScreen,
     TopBar,
 )
+from kiosk.ui.service_screens import RatingScreen, ResultsScreen, TakeScreen
 
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
@@ -82,6 +87,9 @@ class Controller:
             "phone": PhoneScreen(name="phone"),
             "commitment": CommitmentScreen(name="commitment"),
             "receipt": ReceiptScreen(name="receipt"),
+            "results": ResultsScreen(name="results"),
+            "take": TakeScreen(name="take"),
+            "rating": RatingScreen(name="rating"),
         }
         for screen in self.screens.values():
             manager.add_widget(screen)
@@ -96,6 +104,8 @@ class Controller:
         self.session: Session | None = None
         self._countdown: int | None = None
         self._last_services: list[Any] | None = None
+        # What the 好差评 button rates: the session's last transaction, else the visit.
+        self._last_rated: RatingSubject | None = None
         kiosk.sessions.on_end(self._session_ended)
         kiosk.i18n.on_change(lambda _lang: self.rerender())
         self._rerender: Callable[[], None] = self.show_attract
@@ -171,6 +181,7 @@ class Controller:
 
     def _session_ended(self, _session: Session, _reason: EndReason) -> None:
         self.flow = None
+        self._last_rated = None
         self.screens["mrz"].clear()
         self.screens["capture"].clear()
         self.screens["phone"].clear()
@@ -201,6 +212,10 @@ class Controller:
             self.start_query()
         elif service in (ServiceId.APPLY, ServiceId.GUIDE):
             self.start_apply(str(service))
+        elif service == ServiceId.CERTIFICATE:
+            self.start_certificate()
+        elif service == ServiceId.RATING:
+            self.start_rating(self._last_rated or RatingSubject(self.session.id))
 
     # -- check-in ---------------------------------------------------------------------------
     def start_checkin(self) -> None:
@@ -288,11 +303,24 @@ class Controller:
             self.screens["busy"].render(_("Looking up your applications…"))
             self._show("busy", again)
         elif view.step is QueryStep.RESULTS:
+            buttons = [("home", _("Back to services"), self.leave_journey)]
+            if view.can_print:
+                label = _("Printed — print again") if view.printed else _("Print the progress")
+                buttons.append(("print_progress", label,
+                                lambda: self._run(flow.print_progress)))
+            buttons.append(("finish", _("Finish"),
+                            lambda: self.end_session(EndReason.COMPLETED)))
             self.screens["applications"].render(
-                _, view.applications, lambda a: _(texts.APPLICATION_STATUS[a.status]),
-                [("home", _("Back to services"), self.leave_journey),
-                 ("finish", _("Finish"), lambda: self.end_session(EndReason.COMPLETED))])
+                _, view.applications, lambda a: _(texts.APPLICATION_STATUS[a.status]), buttons)
             self._show("applications", again)
+        elif view.step is QueryStep.PRINTING and view.print is not None:
+            self._render_print(view.print, {
+                PrintAction.RETRY_PRINT: lambda: self._run(flow.retry_print),
+                PrintAction.TAKEN: lambda: self._run(flow.taken),
+                PrintAction.BACK: lambda: self._run(flow.back),
+                PrintAction.CALL_STAFF: self.call_staff,
+                PrintAction.HOME: self.leave_journey}, again,
+                _("Please take your progress slip"))
         elif view.step is QueryStep.FAILED and view.problem is not None:
             title, message = texts.QUERY_PROBLEMS[view.problem]
             self.screens["problem"].render(_, _(title), _(message), None, [
@@ -362,9 +390,14 @@ class Controller:
         elif view.step in (ApplyStep.TAKE_RECEIPT, ApplyStep.DONE) and view.receipt is not None:
             delivery = _(texts.DELIVERED if view.receipt.tracking_number else texts.PENDING)
             take = _(texts.TAKE_RECEIPT) if view.step is ApplyStep.TAKE_RECEIPT else ""
+            assert self.session is not None and view.item is not None
+            rated = RatingSubject(self.session.id, view.receipt.number, view.item.code,
+                                  view.item.name)
+            self._last_rated = rated
             self.screens["receipt"].render(
                 _, view.receipt, delivery, take,
                 [("finish", _("Finish"), lambda: self.end_session(EndReason.COMPLETED)),
+                 ("rate", _("Rate this service"), lambda: self.start_rating(rated)),
                  ("home", _("Back to services"), self.leave_journey)])
             self._show("receipt", again)
         elif view.step is ApplyStep.FAILED and view.problem is not None:
@@ -448,6 +481,151 @@ class Controller:
             ApplyAction.CALL_STAFF: self.call_staff,
             ApplyAction.FINISH: lambda: self._run(flow.finish),
         }[action]
+
+    # -- a print that waits for the paper to be taken ----------------------------------------
+    def _render_print(self, view: PrintView, actions: dict[PrintAction, Callable[[], None]],
+                      again: Callable[[], None], taking: str) -> None:
+        _ = self._
+        buttons = [(str(a), _(texts.PRINT_ACTIONS[a]), actions.get(a, self.leave_journey))
+                   for a in view.actions]
+        if view.stage is PrintStage.PRINTING:
+            self.screens["busy"].render(_("Printing, please wait…"))
+            self._show("busy", again)
+        elif view.stage is PrintStage.TAKE:
+            self.screens["take"].render(taking, _("Please take it from the slot below."),
+                                        buttons)
+            self._show("take", again)
+        elif view.stage is PrintStage.FAILED and view.problem is not None:
+            title, message = texts.PRINT_PROBLEMS[view.problem]
+            detail = view.staff_reference or view.detail
+            self.screens["problem"].render(_, _(title), _(message).format(detail=detail), None,
+                                           buttons)
+            self._show("problem", again)
+
+    # -- 自助出件 -----------------------------------------------------------------------------
+    def start_certificate(self) -> None:
+        assert self.session is not None
+        flow = self.kiosk.certificate_flow(self.session)
+        self.flow = flow
+        self.screens["mrz"].clear()
+        flow.on_change(lambda view: Clock.schedule_once(
+            lambda _dt: self.render_certificate(flow, view)))
+        self._run(flow.start)
+
+    def render_certificate(self, flow: CertificateFlow, view: CertificateView) -> None:
+        if flow is not self.flow:
+            return
+        _ = self._
+
+        def again() -> None:
+            self.render_certificate(flow, flow.view)
+
+        do = {CertAction.RETRY: lambda: self._run(flow.retry),
+              CertAction.PRINT_ALL: lambda: self._run(flow.print_all),
+              CertAction.CALL_STAFF: self.call_staff, CertAction.HOME: self.leave_journey}
+        buttons = [(str(a), _(texts.CERT_ACTIONS[a]), do[a]) for a in view.actions if a in do]
+        if view.step is CertStep.IDENTIFY and view.identify is not None:
+            self.render_identify(flow.identify, view.identify, on_continue=flow.lookup,
+                                 again=again)
+        elif view.step is CertStep.LOOKING_UP:
+            self.screens["busy"].render(_("Looking up your results…"))
+            self._show("busy", again)
+        elif view.step is CertStep.NONE_READY:
+            self.screens["message"].render(
+                _("Nothing is ready for you yet"),
+                _("No certificate is waiting to be printed for this document. You can follow "
+                  "your applications with \"Track an application\"."),
+                _("Back to services"), self.leave_journey)
+            self._show("message", again)
+        elif view.step in (CertStep.CHOOSE, CertStep.DONE):
+            if view.step is CertStep.DONE and self.session is not None and view.results:
+                last = view.results[-1]
+                self._last_rated = RatingSubject(self.session.id, last.tracking_number,
+                                                 service_name=last.service_name)
+            extra = [("rate", _("Rate this service"),
+                      lambda: self.start_rating(self._last_rated))] \
+                if view.step is CertStep.DONE and self._last_rated else []
+            self.screens["results"].render(
+                _, view.results, lambda n: self._run(lambda: flow.print_one(n)),
+                [*buttons, *extra, ("finish", _("Finish"),
+                                    lambda: self.end_session(EndReason.COMPLETED))])
+            self._show("results", again)
+        elif view.step is CertStep.PRINTING and view.print is not None:
+            title = view.current.result_title if view.current else ""
+            self._render_print(view.print, {
+                PrintAction.RETRY_PRINT: lambda: self._run(flow.retry_print),
+                PrintAction.TAKEN: lambda: self._run(flow.taken),
+                PrintAction.CALL_STAFF: self.call_staff,
+                PrintAction.HOME: self.leave_journey}, again,
+                _("Please take your certificate") + (f"：{title}" if title else ""))
+        elif view.step is CertStep.FAILED and view.problem is not None:
+            title, message = texts.CERT_PROBLEMS[view.problem]
+            self.screens["problem"].render(_, _(title), _(message), None, buttons)
+            self._show("problem", again)
+        elif view.step is CertStep.CANCELLED and self.session is not None:
+            self.show_home()
+
+    # -- 好差评 -------------------------------------------------------------------------------
+    def start_rating(self, subject: RatingSubject | None) -> None:
+        if self.session is None:
+            return
+        if self.flow is not None:
+            self.flow.cancel()
+        flow = self.kiosk.rating_flow(self.session, subject)
+        self.flow = flow
+        self._chosen_reasons: set[str] = set()
+        flow.on_change(lambda view: Clock.schedule_once(
+            lambda _dt: self.render_rating(flow, view)))
+        self._run(flow.start)
+
+    def render_rating(self, flow: RatingFlow, view: RatingView) -> None:
+        if flow is not self.flow:
+            return
+        _ = self._
+
+        def again() -> None:
+            self.render_rating(flow, flow.view)
+
+        def toggle(code: str) -> None:
+            self._chosen_reasons ^= {code}
+            again()
+
+        def level(chosen: RatingLevel) -> None:
+            self._chosen_reasons = set()
+            self._run(lambda: flow.choose_level(chosen))
+
+        do = {RateAction.RETRY: lambda: self._run(flow.retry),
+              RateAction.BACK: lambda: self._run(flow.back), RateAction.HOME: self.leave_journey}
+        if view.step in (RateStep.CHOOSE_LEVEL, RateStep.DETAILS):
+            name = view.subject.service_name or _("your visit today")
+            buttons = [("home", _("Back to services"), self.leave_journey)]
+            if view.step is RateStep.DETAILS:
+                buttons.append(("submit_rating", _("Send"), lambda: self._run(
+                    lambda: flow.submit(tuple(sorted(self._chosen_reasons))))))
+            self.screens["rating"].render(
+                _, _("Your rating of {name}").format(name=name),
+                [(lv, _(texts.RATING_LEVELS[lv])) for lv in sorted(RatingLevel, reverse=True)],
+                view.level, level, view.indicators, self._chosen_reasons, toggle,
+                _(texts.RATE_REASONS[view.detail]) if view.detail in texts.RATE_REASONS else "",
+                buttons)
+            self._show("rating", again)
+        elif view.step is RateStep.SENDING:
+            self.screens["busy"].render(_("Sending your rating…"))
+            self._show("busy", again)
+        elif view.step is RateStep.SENT:
+            self.screens["message"].render(
+                _("Thank you for your rating"),
+                _("It helps the service centre improve. 12345 takes complaints at any time."),
+                _("Finish"), lambda: self.end_session(EndReason.COMPLETED), colour=theme.GREEN)
+            self._show("message", again)
+        elif view.step is RateStep.FAILED and view.problem is not None:
+            title, message = texts.RATE_PROBLEMS[view.problem]
+            self.screens["problem"].render(
+                _, _(title), _(message), None,
+                [(str(a), _(texts.RATE_ACTIONS[a]), do[a]) for a in view.actions])
+            self._show("problem", again)
+        elif view.step is RateStep.CANCELLED and self.session is not None:
+            self.show_home()
 
     # -- identify (any journey that needs to know who the citizen is) -----------------------
     def render_identify(self, flow: IdentifyFlow, view: IdentifyView,

@@ -6,11 +6,20 @@ from __future__ import annotations
 from devices.identity import Authenticity, DocumentType
 from devices.vision.quality import Guidance
 from flows.apply import ApplyAction, ApplyProblem, ApplyStep, MaterialState
+from flows.certificate import CertAction, CertProblem
 from flows.checkin import Action, Problem, Step
 from flows.identify import IdAction, IdProblem
 from flows.material_capture import CaptureAction, CaptureProblem
-from flows.ports import ApplicationStatus
+from flows.ports import ApplicationStatus, RatingLevel
+from flows.print_job import PrintAction, PrintProblem
 from flows.query import QueryProblem
+from flows.rating import (
+    COMMENT_TOO_LONG,
+    INDICATORS_REQUIRED,
+    UNKNOWN_INDICATOR,
+    RateAction,
+    RateProblem,
+)
 from kiosk.i18n import N_
 
 # Problem -> (title, message). The message may use {detail}: a date, a centre, an error code.
@@ -273,3 +282,90 @@ DELIVERED = N_("The service centre has received your application.")
 PENDING = N_("Submitted. It will be sent to the service centre as soon as the connection is "
              "back; you do not need to apply again. Keep this number to follow it.")
 TAKE_RECEIPT = N_("Please take your receipt from the slot below.")
+
+# -- printing, 自助出件, 好差评 --------------------------------------------------------------------
+PRINT_PROBLEMS: dict[PrintProblem, tuple[str, str]] = {
+    PrintProblem.PRINTER_UNAVAILABLE: (
+        N_("The printer is not ready"),
+        N_("Nothing was printed. Please ask staff for help."),
+    ),
+    PrintProblem.PRINT_FAILED: (
+        N_("Printing failed"),
+        N_("The printer stopped before the document came out. You can try once more."),
+    ),
+    PrintProblem.STAFF_REPRINT: (
+        N_("Staff will print it for you"),
+        N_("The document is kept safely; please show this reference at the service desk: "
+           "{detail}."),
+    ),
+}
+
+PRINT_ACTIONS: dict[PrintAction, str] = {
+    PrintAction.RETRY_PRINT: N_("Print again"),
+    PrintAction.TAKEN: N_("I have taken it"),
+    PrintAction.CALL_STAFF: N_("Call staff"),
+    PrintAction.BACK: N_("Back"),
+    PrintAction.HOME: N_("Back to services"),
+}
+
+CERT_PROBLEMS: dict[CertProblem, tuple[str, str]] = {
+    CertProblem.PRINTER_UNAVAILABLE: (
+        N_("The certificate printer is not ready"),
+        N_("Certificates cannot be printed here now. Please ask staff or come back later."),
+    ),
+    CertProblem.BACKOFFICE_UNAVAILABLE: (
+        N_("Your results cannot be looked up now"),
+        N_("The service centre's system does not answer. Please try again in a moment."),
+    ),
+    CertProblem.NOTHING_PRINTABLE: (
+        N_("This result is handed out at the service desk"),
+        N_("It cannot be printed at the kiosk. Please go to the service desk."),
+    ),
+}
+
+CERT_ACTIONS: dict[CertAction, str] = {
+    CertAction.RETRY: N_("Try again"),
+    CertAction.PRINT: N_("Print"),
+    CertAction.PRINT_ALL: N_("Print all"),
+    CertAction.CALL_STAFF: N_("Call staff"),
+    CertAction.HOME: N_("Back to services"),
+}
+
+RATE_PROBLEMS: dict[RateProblem, tuple[str, str]] = {
+    RateProblem.SCHEME_UNAVAILABLE: (
+        N_("The rating form cannot be loaded"),
+        N_("Please try again in a moment."),
+    ),
+    RateProblem.BACKOFFICE_UNAVAILABLE: (
+        N_("Your rating could not be sent"),
+        N_("The service centre's system does not answer. You can try once more."),
+    ),
+    RateProblem.NOT_SENT: (
+        N_("Your rating was not sent"),
+        N_("Sorry: it could not be delivered. You can also rate by the 12345 hotline."),
+    ),
+    RateProblem.REJECTED: (
+        N_("Your rating was not accepted"),
+        N_("Please rate at the service desk or by the 12345 hotline."),
+    ),
+}
+
+RATE_ACTIONS: dict[RateAction, str] = {
+    RateAction.RETRY: N_("Try again"),
+    RateAction.BACK: N_("Choose another level"),
+    RateAction.HOME: N_("Back to services"),
+}
+
+RATE_REASONS: dict[str, str] = {
+    INDICATORS_REQUIRED: N_("Please choose at least one reason."),
+    UNKNOWN_INDICATOR: N_("Please choose the reasons from the list."),
+    COMMENT_TOO_LONG: N_("The comment is too long."),
+}
+
+RATING_LEVELS: dict[RatingLevel, str] = {
+    RatingLevel.VERY_SATISFIED: N_("Very satisfied"),
+    RatingLevel.SATISFIED: N_("Satisfied"),
+    RatingLevel.BASICALLY_SATISFIED: N_("Basically satisfied"),
+    RatingLevel.DISSATISFIED: N_("Dissatisfied"),
+    RatingLevel.VERY_DISSATISFIED: N_("Very dissatisfied"),
+}

@@ -454,3 +454,47 @@ def test_service_guide_prints_the_one_time_notice(fresh):
     ui.wait_screen("items")
     ui.tap("home")
     ui.wait_screen("home")
+
+
+def test_certificate_print_then_rating(fresh, backoffice_server):
+    """自助出件: staff marked a result ready; the citizen prints it with the ID card, takes
+    it, and rates the service (不满意 needs a reason)."""
+    from tests.test_certificate_flow import id_card, ready_for
+
+    ui = fresh
+    person, (number,) = ready_for(backoffice_server, 1)
+    ui.tap_at(960, 500)
+    ui.wait_screen("home")
+    ui.tap("service:certificate")
+    ui.wait_screen("present")
+    ui.kiosk.devices["id_card"].insert(id_card(person))
+    ui.wait_screen("identity")
+    ui.tap("continue")
+    ui.wait_screen("results")
+    ui.screenshot("40-certificate-ready")
+    ui.tap(f"print:{number}")
+    ui.wait_screen("take", timeout=30)
+    assert "请取走证照" in ui.text()
+    ui.screenshot("41-certificate-take")
+    printed = sorted((ui.prints / "a4").glob("*.pdf"))[-1].read_bytes()
+    assert printed.startswith(b"%PDF-")
+    ui.kiosk.devices["document_printer"].take()
+    ui.wait_for(lambda: ui.screen == "results" and "rate" in ui.ids(), "the printed list")
+    assert "已打印" in ui.text()
+    ui.tap("rate")
+    ui.wait_screen("rating")
+    ui.tap("level:2")
+    ui.wait_for(lambda: any(i.startswith("reason:") for i in ui.ids()), "the reasons")
+    ui.tap("submit_rating")
+    ui.wait_for(lambda: "请至少选择一项原因" in ui.text(), "a reason to be asked for")
+    reason = next(i for i in ui.ids() if i.startswith("reason:"))
+    ui.tap(reason)
+    ui.screenshot("42-rating-reasons")
+    ui.tap("submit_rating")
+    ui.wait_for(lambda: "感谢您的评价" in ui.text(), "the thanks")
+    import httpx
+
+    page = httpx.get(f"{backoffice_server.url}/staff/ratings", timeout=5, trust_env=False)
+    assert page.status_code == 200 and number in page.text  # tied to the transaction
+    ui.tap("ok")
+    ui.wait_screen("attract")
