@@ -3,11 +3,17 @@ signed appointment codes.
 
     kiosk-backoffice [--host 127.0.0.1] [--port 8765] [--db sqlite:///var/backoffice.db]
                      [--seed PATH] [--reset] [--timezone Asia/Shanghai] [--signing-key FILE]
+    kiosk-backoffice migrate [--db URL] [--reset]
+                                        bring the database to this version's schema and exit
     kiosk-backoffice issue-code ...     print a signed appointment code, for testers
     kiosk-backoffice public-key ...     print the [appointment_codes.keys] line for kiosks
 
+The server migrates its database at every start too (backoffice.db.migrate); ``migrate`` does
+only that, e.g. from an install script before the new version's server starts.
+
 Problems the operator can fix (port taken, bad seed file, unknown timezone, a signing key
-others can read) end in one line on stderr and exit status 2, without a traceback.
+others can read, a database this version cannot take over) end in one line on stderr and exit
+status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +49,14 @@ from backoffice.appointment_codes import (
     load_or_create_signing_key,
     mask_holder,
 )
-from backoffice.db import DEFAULT_DATABASE_URL, SessionFactory, make_engine, sqlite_file_path
+from backoffice.db import (
+    DEFAULT_DATABASE_URL,
+    SchemaError,
+    SessionFactory,
+    make_engine,
+    migrate,
+    sqlite_file_path,
+)
 from backoffice.seed import SeedError
 
 PROG = "kiosk-backoffice"
@@ -51,7 +64,9 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Zizhu reference back office.")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Zizhu reference back office.",
+        epilog=f"Other commands: {PROG} migrate | issue-code | public-key (each with --help).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     parser.add_argument("--db", default=DEFAULT_DATABASE_URL, metavar="URL",
@@ -59,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", metavar="PATH",
                         help="seed JSON to load (only what is missing is inserted)")
     parser.add_argument("--reset", action="store_true",
-                        help="drop all tables first, then load --seed")
+                        help="drop every back-office table first (all data lost), create the "
+                             "schema anew, then load --seed")
     parser.add_argument("--timezone", default=DEFAULT_TIMEZONE,
                         help=f"where 'today' is decided (default {DEFAULT_TIMEZONE})")
     parser.add_argument("--log-level", default="info",
@@ -129,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return issue_code_main(argv[1:])
     if argv[:1] == ["public-key"]:
         return public_key_main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        return migrate_main(argv[1:])
     return serve(argv)
 
 
@@ -143,11 +161,9 @@ def serve(argv: Sequence[str]) -> int:
     for given in (args.tls_cert, args.tls_key, args.client_ca):
         if given is not None and not given.is_file():
             return _fail(f"{given}: no such file")
-    try:
-        # The URL may carry a password: only this rendering of it is ever printed.
-        shown_db = make_url(args.db).render_as_string(hide_password=True)
-    except ArgumentError:
-        return _fail("--db is not a database URL (e.g. sqlite:///var/backoffice.db)")
+    shown_db = _shown_db(args.db)
+    if shown_db is None:
+        return _fail(_NOT_A_URL)
     try:
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -175,15 +191,9 @@ def serve(argv: Sequence[str]) -> int:
     except SeedError as exc:
         sock.close()
         return _fail(str(exc))
-    except ImportError as exc:
+    except (SchemaError, ImportError, OSError, SQLAlchemyError) as exc:
         sock.close()
-        return _fail(f"database {shown_db}: its driver is not installed ({exc.name or exc})")
-    except OSError as exc:
-        sock.close()
-        return _fail(f"database {shown_db}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-    except SQLAlchemyError as exc:
-        sock.close()
-        return _fail(f"database {shown_db}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}")
+        return _fail(_database_problem(shown_db, exc))
 
     config = uvicorn.Config(app, log_level=args.log_level, lifespan="off", **_tls(args))
     server = uvicorn.Server(config)
@@ -202,6 +212,65 @@ def serve(argv: Sequence[str]) -> int:
         server.run(sockets=[sock])
     finally:
         sock.close()
+    return 0
+
+
+# --- the database -----------------------------------------------------------------------------
+
+_NOT_A_URL = "--db is not a database URL (e.g. sqlite:///var/backoffice.db)"
+
+
+def _shown_db(url: str) -> str | None:
+    """``url`` as it may be printed (the password hidden: only this rendering is ever shown);
+    None if it is not a database URL."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return None
+
+
+def _database_problem(shown_db: str, exc: Exception) -> str:
+    """One line for what went wrong opening or migrating the database."""
+    if isinstance(exc, SchemaError):
+        return f"database {shown_db}: {exc}"
+    if isinstance(exc, ImportError):
+        return f"database {shown_db}: its driver is not installed ({exc.name or exc})"
+    if isinstance(exc, OSError):
+        return f"database {shown_db}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    return f"database {shown_db}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}"
+
+
+def build_migrate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} migrate",
+        description="Bring the back-office database to this version's schema (Alembic) and "
+                    "exit; the server does the same at every start. A database made before "
+                    "schema versioning is taken over when its tables are the first versioned "
+                    "schema's, and refused otherwise (then --reset starts it empty).")
+    parser.add_argument("--db", default=DEFAULT_DATABASE_URL, metavar="URL",
+                        help=f"SQLAlchemy database URL (default {DEFAULT_DATABASE_URL})")
+    parser.add_argument("--reset", action="store_true",
+                        help="drop every back-office table first (all data lost; other tables "
+                             "in the database are left alone), then create the schema")
+    return parser
+
+
+def migrate_main(argv: Sequence[str]) -> int:
+    args = build_migrate_parser().parse_args(argv)
+    shown_db = _shown_db(args.db)
+    if shown_db is None:
+        return _fail(_NOT_A_URL)
+    try:
+        engine = make_engine(args.db)
+    except (ImportError, OSError, SQLAlchemyError) as exc:
+        return _fail(_database_problem(shown_db, exc))
+    try:
+        result = migrate(engine, reset=args.reset)
+    except (SchemaError, ImportError, OSError, SQLAlchemyError) as exc:
+        return _fail(_database_problem(shown_db, exc))
+    finally:
+        engine.dispose()
+    print(f"{PROG}: database {shown_db}: {result.describe()}", file=sys.stderr, flush=True)
     return 0
 
 
