@@ -476,6 +476,12 @@ class ApplyFlow(Flow[ApplyView]):
                                           "error": result.error_code or ""})
                 self._receipt_failed(result.error_code or str(result.completion))
                 return
+            # The same record PrintJob writes: maintenance and metrics count pages from it.
+            self.audit.record("print.printed", session_id=self.session_id,
+                              device_id=printer.device_id,
+                              detail={"kind": paper.kind, "pages": result.data.pages if result.data else 0,
+                                      "duplicate": bool(result.data and result.data.duplicate),
+                                      "attempt": self._print_attempts})
             self._show(ApplyView(ApplyStep.TAKE_RECEIPT, item=item, receipt=receipt,
                                  actions=(ApplyAction.FINISH,)))
             self._taken.wait(self.settings.take_timeout_s)

@@ -359,6 +359,12 @@ class CheckInFlow(Flow[CheckInView]):
                                        detail=result.error_code or str(result.completion),
                                        actions=actions))
                 return
+            # The same record PrintJob writes: maintenance and metrics count pages from it.
+            self.audit.record("print.printed", session_id=self.session_id,
+                              device_id=self.printer.device_id,
+                              detail={"kind": document.kind, "pages": result.data.pages if result.data else 0,
+                                      "duplicate": bool(result.data and result.data.duplicate),
+                                      "attempt": self._print_attempts})
             self._show(CheckInView(Step.TAKE_TICKET, ticket=ticket, actions=(Action.HOME,)))
             self._taken.wait(self.settings.take_timeout_s)
         finally:

@@ -178,6 +178,9 @@ def test_an_application_is_stored_delivered_and_its_receipt_printed(kiosk, demo_
     assert CARD.id_number not in text and "网络恢复后自动提交" not in text
     assert f"[QR] {receipt.tracking_number}" in text.splitlines()
     assert "apply.stored" in kiosk.audit.kinds() and "apply.done" in kiosk.audit.kinds()
+    # Counted like every print (maintenance counters, metrics).
+    assert ("print.printed", "S-APPLY", {"kind": "application_receipt", "pages": 1,
+                                         "duplicate": False, "attempt": 1}) in kiosk.audit.rows
     # Nothing personal in the audit trail.
     assert CARD.id_number not in repr(kiosk.audit.rows)
     assert "13800138000" not in repr(kiosk.audit.rows)
