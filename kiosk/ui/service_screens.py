@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
+from kivy.uix.widget import Widget
 
 from flows.certificate import ReadyItem
 from flows.ports import RatingLevel
@@ -70,11 +71,10 @@ class RatingScreen(KioskScreen):
                indicators: Sequence[RatingIndicator], chosen: set[str],
                on_toggle: Callable[[str], None], reason: str, buttons: Buttons) -> None:
         body = self._reset()
-        _title(body, _("How satisfied are you?"), 56)
-        body.add_widget(Text(prompt, size=36, color=theme.MUTED, size_hint_y=None,
-                             height=theme.px(60)))
+        body.add_widget(Text(prompt, size=48, bold=True, size_hint_y=None,
+                             height=theme.px(80)))
         row = BoxLayout(orientation="horizontal", spacing=theme.px(16), size_hint_y=None,
-                        height=theme.px(150))
+                        height=theme.px(120))
         for level, name in levels:
             row.add_widget(KButton(name, lambda lv=level: on_level(lv), size=36,
                                    subtitle="★" * int(level), ui_id=f"level:{int(level)}",
@@ -82,16 +82,21 @@ class RatingScreen(KioskScreen):
                                    (theme.BLUE if int(level) >= 3 else theme.ORANGE)))
         body.add_widget(row)
         if indicators:
-            body.add_widget(Text(_("What went wrong? Choose one or more."), size=38,
-                                 size_hint_y=None, height=theme.px(60)))
-            grid = GridLayout(cols=3, spacing=theme.px(12))
+            body.add_widget(Text(_("What went wrong? Choose one or more."), size=36,
+                                 size_hint_y=None, height=theme.px(50)))
+            cols = 4
+            rows = -(-len(indicators) // cols)
+            grid = GridLayout(cols=cols, spacing=theme.px(10), size_hint_y=None,
+                              height=rows * theme.px(76) + (rows - 1) * theme.px(10))
             for indicator in indicators:
                 grid.add_widget(KButton(indicator.label,
-                                        lambda c=indicator.code: on_toggle(c), size=30,
-                                        subtitle=indicator.group, ui_id=f"reason:{indicator.code}",
+                                        lambda c=indicator.code: on_toggle(c), size=26,
+                                        ui_id=f"reason:{indicator.code}",
                                         bg=theme.ORANGE if indicator.code in chosen
                                         else theme.MUTED))
             body.add_widget(grid)
+        else:
+            body.add_widget(Widget())
         if reason:
             body.add_widget(Text(reason, size=34, color=theme.ORANGE, size_hint_y=None,
                                  height=theme.px(50)))
