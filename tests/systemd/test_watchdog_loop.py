@@ -88,6 +88,25 @@ def test_kiosk_pings_from_its_main_loop_and_not_while_it_is_frozen(notify_listen
         stop_process_group(process)
 
 
+def test_sigterm_stops_the_kiosk_cleanly(notify_listener, tmp_path):
+    """What ``systemctl stop`` sends: SDL turns SIGTERM into a quit event, so the app says
+    STOPPING, closes the kiosk (session, outbox worker, devices) and exits 0 rather than
+    dying with -SIGTERM mid-write."""
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, str(CHILD), "kiosk", str(child_config(tmp_path))],
+        stdin=subprocess.PIPE, text=True, cwd=PROJECT, start_new_session=True,
+        env=child_env(notify_listener, tmp_path, SDL_VIDEODRIVER="offscreen"))
+    try:
+        notify_listener.wait_for("READY=1")
+        process.send_signal(signal.SIGTERM)
+        notify_listener.wait_for("STOPPING=1")
+        assert process.wait(timeout=30) == 0
+    finally:
+        stop_process_group(process)
+
+
 def test_out_of_service_screen_reports_ready(notify_listener, tmp_path):
     """The fallback screen comes up, says so, and does not need a loadable config."""
     broken = tmp_path / "broken.toml"
