@@ -8,13 +8,15 @@ goes to the audit log.
 
 Behind the PIN: each device's state and last error with a self-test (a test page on each
 printer, a card read, a camera frame, a scanned code), counters from the audit log, the
-outbox, the network and the back office, the software version and the image manifest, recent
-log lines, restart, and out of service with a message that the attract screen keeps showing
-until the kiosk is put back in service.
+outbox, the documents kept for staff (待补打: a citizen's print that failed twice, reprinted
+here on the printer for its paper, or discarded), the network and the back office, the
+software version and the image manifest, recent log lines, restart, and out of service with a
+message that the attract screen keeps showing until the kiosk is put back in service.
 
 Nothing personal reaches the screen: a card read shows the document type and the masked
-number, a camera test the frame's size, a scanner test the code's length; log lines are
-masked again on their way out.
+number, a camera test the frame's size, a scanner test the code's length; a kept document its
+reference, kind and title (户籍证明, never whose: its meta holds tracking and certificate
+numbers, which are not shown); log lines are masked again on their way out.
 """
 
 from __future__ import annotations
@@ -42,9 +44,16 @@ import psutil
 
 from devices.barcode import BarcodeReader
 from devices.camera import Camera
-from devices.contract import CommandResult, Completion, Device, DeviceStatus, PendingCommand
+from devices.contract import (
+    CommandResult,
+    Completion,
+    Device,
+    DeviceState,
+    DeviceStatus,
+    PendingCommand,
+)
 from devices.identity import IdentityError, IdentityReader, mask_id
-from devices.printer import PrintDocument, Printer
+from devices.printer import Media, PrintDocument, Printer, PrintReceipt
 from flows.base import Flow
 from flows.documents import Templates
 from flows.ports import AuditSink
@@ -178,6 +187,7 @@ class Panel(enum.StrEnum):
     DEVICES = "devices"
     COUNTERS = "counters"
     OUTBOX = "outbox"
+    HELD = "held"  # 待补打: documents kept for staff to reprint
     NETWORK = "network"
     SOFTWARE = "software"
     LOG = "log"
@@ -273,6 +283,50 @@ class SoftwareReport:
 
 
 @dataclass(frozen=True)
+class HeldLine:
+    """A document kept for staff, as the panel lists it: what it is, never whose."""
+
+    reference: str  # what the citizen was told to give staff
+    kind: str  # certificate, progress_query ...
+    title: str  # the document's name: 户籍证明, 办件进度
+    media: str
+    held_at: datetime
+    expires_at: datetime
+    reason: str  # the printer's error code on the citizen's last attempt
+    printer: str | None  # the device it reprints on; None: no printer here takes its paper
+
+
+@dataclass(frozen=True)
+class HeldReport:
+    documents: tuple[HeldLine, ...] = ()
+    kept: bool = True  # False: this kiosk keeps no documents for staff (no store)
+    problem: str | None = None  # the store could not be read (the error's type)
+
+
+class HeldAction(enum.StrEnum):
+    REPRINT = "reprint"
+    DISCARD = "discard"
+
+
+@dataclass(frozen=True)
+class HeldOutcome:
+    """What a reprint or a discard came to; a document reprinted or discarded has left the
+    list, so this is what still names it on the panel."""
+
+    reference: str
+    kind: str
+    title: str
+    action: HeldAction
+    ok: bool
+    completion: str = ""
+    error: str | None = None  # a device code (paperJammed), notKept, noDevice, an error type
+    pages: int = 0
+    duplicate: bool = False  # the key had printed before: nothing new came out
+    printer: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class MaintenanceView:
     step: Step
     panel: Panel = Panel.DEVICES
@@ -287,6 +341,9 @@ class MaintenanceView:
     software: SoftwareReport | None = None
     log_lines: tuple[str, ...] = ()
     log_source: str = ""  # "journal" or "audit"
+    held: HeldReport | None = None  # None until the panel has been read
+    reprinting: str | None = None  # the kept document printing now
+    held_results: Mapping[str, HeldOutcome] = field(default_factory=dict)
     out_of_service: str | None = None
     closed_reason: str | None = None
 
@@ -326,6 +383,58 @@ class Tally(Protocol):
 
     @property
     def pages(self) -> int: ...
+
+
+class HeldSummary(Protocol):
+    """One document kept for staff as the store lists it (``kiosk.held_prints.HeldPrint``)."""
+
+    @property
+    def reference(self) -> str: ...
+
+    @property
+    def held_at(self) -> datetime: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def media(self) -> Media: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def session_id(self) -> str | None: ...
+
+
+class HeldDocuments(Protocol):
+    """Documents a citizen could not get printed, kept for staff (``kiosk.held_prints.
+    HeldPrintStore``: sealed at rest, expire on their own)."""
+
+    def list(self) -> Sequence[HeldSummary]:
+        """What waits, oldest first."""
+        ...
+
+    def reprint(self, reference: str, printer: Printer,
+                timeout_s: float = 60.0) -> CommandResult[PrintReceipt]:
+        """Print it on ``printer`` and wait; removed once it came out."""
+        ...
+
+    def remove(self, reference: str) -> bool:
+        """Drop it; False when it was not there."""
+        ...
+
+
+# The printer each paper goes to (the device names kiosk/app.py uses); any printer for that
+# paper where the named one is missing.
+HELD_PRINTERS: Mapping[Media, str] = {Media.A4: "document_printer",
+                                      Media.ROLL_80MM: "receipt_printer"}
 
 
 @dataclass(frozen=True)
@@ -370,6 +479,7 @@ class MaintenanceFlow(Flow[MaintenanceView]):
                  journal: Callable[[int], Sequence[str] | None] | None = None,
                  network: Callable[[], tuple[tuple[Interface, ...], bool]] | None = None,
                  templates: Templates | None = None,
+                 held: HeldDocuments | None = None,
                  now: Callable[[], datetime] | None = None,
                  clock: Callable[[], float] = time.time,
                  idle_clock: Callable[[], float] = time.monotonic) -> None:
@@ -389,6 +499,7 @@ class MaintenanceFlow(Flow[MaintenanceView]):
         self._journal = journal if journal is not None else read_journal
         self._network = network or probe_network
         self._templates = templates
+        self._held = held
         self._clock = clock
         self._now = now or (lambda: datetime.fromtimestamp(self._clock(), UTC).astimezone())
         self._idle_clock = idle_clock
@@ -550,6 +661,8 @@ class MaintenanceFlow(Flow[MaintenanceView]):
             self._update(counters=self.counters())
         elif panel is Panel.OUTBOX:
             self._update(outbox=self._outbox())
+        elif panel is Panel.HELD:
+            self._update(held=self.held_report())
         elif panel is Panel.NETWORK:
             self._update(network=None)  # "checking" until the back office has answered
             self._update(network=self.network())
@@ -590,7 +703,8 @@ class MaintenanceFlow(Flow[MaintenanceView]):
 
     def self_test(self, name: str) -> SelfTestResult | None:
         """Run the self-test of device ``name``; its result is also in ``view.results``."""
-        if not self._in_menu() or self.view.testing is not None:
+        view = self.view
+        if not self._in_menu() or view.testing is not None or view.reprinting is not None:
             return None
         device = self.devices.get(name)
         if device is None:
@@ -667,6 +781,131 @@ class MaintenanceFlow(Flow[MaintenanceView]):
             "device": name, "driver": printer.capabilities().driver,
             "version": self.facts.version, "printed_at": self._now(), "check": check,
         }, job_key=f"{TEST_PAGE}:{name}:{check}:{self._clock():.0f}", media=printer.media_kind)
+
+    # documents kept for staff (待补打) -----------------------------------------------------------
+    def held_report(self) -> HeldReport:
+        if self._held is None:
+            return HeldReport(kept=False)
+        try:
+            kept = self._held.list()
+        except Exception as exc:  # a folder gone read-only must not take the menu with it
+            log.exception("maintenance: documents kept for staff not readable")
+            return HeldReport(problem=type(exc).__name__)
+        tz = self._now().tzinfo
+        return HeldReport(tuple(
+            HeldLine(h.reference, h.kind, h.title, str(h.media), h.held_at.astimezone(tz),
+                     h.expires_at.astimezone(tz), h.reason, self.printer_for(h.media))
+            for h in kept))
+
+    def printer_for(self, media: Media | str) -> str | None:
+        """The device a document on ``media`` paper prints on, or None."""
+        try:
+            paper = Media(media)
+        except ValueError:
+            return None
+        preferred = HELD_PRINTERS.get(paper)
+        for name in ([preferred] if preferred else []) + list(self.devices):
+            device = self.devices.get(name)
+            if isinstance(device, Printer) and device.media_kind is paper:
+                return name
+        return None
+
+    def _kept(self, reference: str) -> HeldSummary | None:
+        assert self._held is not None
+        return next((h for h in self._held.list() if h.reference == reference), None)
+
+    def reprint_held(self, reference: str) -> HeldOutcome | None:
+        """Print kept document ``reference`` on the printer for its paper and wait; the store
+        drops it once it came out. Closing the menu does not cancel it: the technician stands
+        at the printer waiting for the certificate, and a print cut off halfway is worse."""
+        if not self._in_menu() or self._held is None:
+            return None
+        with self._lock:
+            if self._view.reprinting is not None or self._view.testing is not None:
+                return None
+            self._update(reprinting=reference)
+        self.touch()
+        outcome = HeldOutcome(reference, "", "", HeldAction.REPRINT, False,
+                              str(Completion.INTERNAL_ERROR), "internalError")
+        try:
+            outcome = self._reprint(reference)
+            self.audit.record("maintenance.held_reprinted", device_id=outcome.printer,
+                              detail={"reference": reference, "kind": outcome.kind,
+                                      "ok": outcome.ok, "error": outcome.error or ""})
+            if outcome.ok:
+                log.info("maintenance: kept document %s reprinted", reference)
+            else:
+                log.warning("maintenance: kept document %s not reprinted (%s)", reference,
+                            outcome.error)
+        finally:  # whatever happened, the panel must not stay "printing"
+            self.touch()  # the print took its time: that is not the technician being idle
+            report = self.held_report()
+            with self._lock:
+                self._update(reprinting=None, held=report,
+                             held_results={**self._view.held_results, reference: outcome})
+        return outcome
+
+    def _reprint(self, reference: str) -> HeldOutcome:
+        assert self._held is not None
+        try:
+            kept = self._kept(reference)
+        except Exception as exc:
+            log.exception("maintenance: documents kept for staff not readable")
+            return HeldOutcome(reference, "", "", HeldAction.REPRINT, False,
+                               str(Completion.INTERNAL_ERROR), type(exc).__name__, at=self._now())
+        if kept is None:  # expired, or discarded since the list was drawn
+            return HeldOutcome(reference, "", "", HeldAction.REPRINT, False, error="notKept",
+                               at=self._now())
+        name = self.printer_for(kept.media)
+        base = HeldOutcome(reference, kept.kind, kept.title, HeldAction.REPRINT, False,
+                           printer=name, at=self._now())
+        if name is None:
+            return replace(base, completion=str(Completion.DEVICE_NOT_READY),
+                           error=str(DeviceState.NO_DEVICE))
+        printer = self.devices[name]
+        assert isinstance(printer, Printer)
+        try:
+            result = self._held.reprint(reference, printer, self.settings.print_timeout_s)
+        except Exception as exc:  # the file no longer opens (key changed, altered): say so
+            log.exception("maintenance: kept document %s could not be reprinted", reference)
+            return replace(base, completion=str(Completion.INTERNAL_ERROR),
+                           error=type(exc).__name__, at=self._now())
+        if not result.ok:
+            return replace(base, completion=str(result.completion),
+                           error=result.error_code or str(result.completion), at=self._now())
+        pages = result.data.pages if result.data is not None else 0
+        duplicate = result.data.duplicate if result.data is not None else False
+        # Paper used like any other print, in the citizen's session's trail: the counters
+        # count the certificate that finally came out.
+        self.audit.record(PRINTED, session_id=kept.session_id, device_id=name,
+                          detail={"kind": kept.kind, "pages": pages, "duplicate": duplicate,
+                                  "reference": reference, "staff": True})
+        return replace(base, ok=True, completion=str(result.completion), pages=pages,
+                       duplicate=duplicate, at=self._now())
+
+    def discard_held(self, reference: str) -> HeldOutcome | None:
+        """Drop kept document ``reference`` (the citizen got it at a window, or will not)."""
+        if not self._in_menu() or self._held is None or self.view.reprinting == reference:
+            return None
+        self.touch()
+        try:
+            kept = self._kept(reference)
+            removed = kept is not None and self._held.remove(reference)
+            error = None if removed else "notKept"
+        except Exception as exc:
+            log.exception("maintenance: kept document %s could not be discarded", reference)
+            kept, removed, error = None, False, type(exc).__name__
+        outcome = HeldOutcome(reference, kept.kind if kept else "", kept.title if kept else "",
+                              HeldAction.DISCARD, removed, error=error, at=self._now())
+        if removed:
+            self.audit.record("maintenance.held_discarded",
+                              detail={"reference": reference, "kind": outcome.kind})
+            log.info("maintenance: kept document %s discarded", reference)
+        report = self.held_report()
+        with self._lock:
+            self._update(held=report,
+                         held_results={**self._view.held_results, reference: outcome})
+        return outcome
 
     # counters --------------------------------------------------------------------------------
     def counters(self) -> CounterReport:
@@ -924,6 +1163,13 @@ __all__ = [
     "CounterReport",
     "Counters",
     "DeviceLine",
+    "HELD_PRINTERS",
+    "HeldAction",
+    "HeldDocuments",
+    "HeldLine",
+    "HeldOutcome",
+    "HeldReport",
+    "HeldSummary",
     "Interface",
     "KioskFacts",
     "MaintenanceFlow",

@@ -1,12 +1,14 @@
 """Maintenance mode as a flow: the PIN against a real scrypt hash, the lock that survives a
 restart, counters from a real audit log, self-tests through the simulated devices (a test page
-really printed, a failing device's error), out of service kept on disk, no personal data out."""
+really printed, a failing device's error), documents kept for staff in a real sealed store
+reprinted on the simulated printers or discarded, out of service kept on disk, no personal data
+out."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devices.contract import Completion, DeviceState
 from devices.identity import MrzAccess
+from devices.printer import Field, Heading, Media, PdfDocument, PrintDocument
 from devices.sim import (
     SimBarcodeReader,
     SimCamera,
@@ -28,6 +31,8 @@ from devices.sim.identity import load_demo_card
 from flows.maintenance import (
     PRINTED,
     STATE_FILE,
+    HeldAction,
+    HeldReport,
     Interface,
     KioskFacts,
     MaintenanceFlow,
@@ -41,6 +46,7 @@ from flows.maintenance import (
 )
 from kiosk.app import _audit_events
 from kiosk.config import hash_pin, verify_pin
+from kiosk.held_prints import HeldPrintStore
 from kiosk.metrics import (
     activity_from_audit,
     last_delivery_from_disk,
@@ -75,8 +81,10 @@ class Rig:
     def __init__(self, tmp_path: Path, devices: dict | None = None, *,
                  pin_hash: str | None = PIN_HASH,
                  journal: object = lambda _n: None,
-                 manifest: tuple[Path, ...] | None = None) -> None:
+                 manifest: tuple[Path, ...] | None = None,
+                 held: HeldPrintStore | None = None) -> None:
         self.tmp = tmp_path
+        self.held = held
         self.clock = Clock(START)  # wall clock: the lock's end, record times
         self.idle = Clock(0.0)
         self.db = open_database(tmp_path / "kiosk.db")
@@ -106,7 +114,7 @@ class Rig:
             restart=lambda: self.restarts.append("restart"), settings=self.settings,
             manifest_paths=self.manifest, journal=self.journal,  # type: ignore[arg-type]
             network=lambda: ((Interface("eth0", True, ("192.0.2.7",)),), True),
-            now=lambda: datetime.fromtimestamp(self.clock.t, SHANGHAI),
+            held=self.held, now=lambda: datetime.fromtimestamp(self.clock.t, SHANGHAI),
             clock=self.clock, idle_clock=self.idle)
 
     def opened(self) -> MaintenanceFlow:
@@ -413,6 +421,167 @@ def test_closing_cancels_a_running_self_test(tmp_path):
         assert flow.view.step is Step.CLOSED  # the late result did not reopen the menu
     finally:
         rig.close()
+
+
+# --- documents kept for staff (待补打) -------------------------------------------------------------
+
+MINIMAL_PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+               b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+               b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >> endobj\n"
+               b"trailer << /Root 1 0 R >>\n%%EOF\n")
+TRACKING = "ZZ-2030-000457"  # in the documents' meta: never on the panel
+
+
+def held_store(tmp_path: Path) -> HeldPrintStore:
+    from kiosk.outbox import create_key
+
+    return HeldPrintStore.open(tmp_path / "data", create_key(tmp_path / "keys" / "outbox.key"))
+
+
+def certificate(key: str = "result:ZZ1:s-1") -> PdfDocument:
+    return PdfDocument("certificate", key, "户籍证明", MINIMAL_PDF, media=Media.A4,
+                       meta={"tracking_number": TRACKING})
+
+
+def progress_slip() -> PrintDocument:
+    return PrintDocument(kind="progress_query", job_key="progress:s-2:1", title="办件进度",
+                         blocks=(Heading("办件进度"), Field("办件编号", TRACKING)),
+                         meta={"tracking_number": TRACKING})
+
+
+@pytest.fixture
+def held_rig(tmp_path):
+    r = Rig(tmp_path, printers(tmp_path), held=held_store(tmp_path))
+    yield r
+    r.close()
+
+
+def test_kept_documents_reprint_on_the_printer_for_their_paper_and_leave_the_list(held_rig):
+    rig = held_rig
+    store = rig.held
+    a4_ref = store.hold(certificate(), reason="paperJammed", session_id="s-1")
+    roll_ref = store.hold(progress_slip(), reason="paperOut", session_id="s-2")
+    flow = rig.opened()
+    flow.show_panel(Panel.HELD)
+    report = flow.view.held
+    assert flow.view.panel is Panel.HELD and report is not None and report.kept
+    lines = {line.reference: line for line in report.documents}
+    assert set(lines) == {a4_ref, roll_ref}
+    a4, roll = lines[a4_ref], lines[roll_ref]
+    assert (a4.kind, a4.title, a4.media, a4.reason, a4.printer) == (
+        "certificate", "户籍证明", "A4", "paperJammed", "document_printer")
+    assert (roll.kind, roll.title, roll.media, roll.reason, roll.printer) == (
+        "progress_query", "办件进度", "roll80mm", "paperOut", "receipt_printer")
+    assert a4.expires_at - a4.held_at == timedelta(hours=72)
+    assert TRACKING not in repr(flow.view)  # the meta's numbers stay in the store
+
+    outcome = flow.reprint_held(a4_ref)
+    assert outcome is not None and outcome.ok and outcome.action is HeldAction.REPRINT
+    assert (outcome.printer, outcome.pages, outcome.duplicate) == ("document_printer", 1, False)
+    a4_printer, roll_printer = rig.devices["document_printer"], rig.devices["receipt_printer"]
+    assert [p.read_bytes() for p in a4_printer.printed] == [MINIMAL_PDF]  # as it was kept
+    assert roll_printer.printed == []
+    assert [d.reference for d in flow.view.held.documents] == [roll_ref]
+    assert flow.view.held_results[a4_ref] == outcome and flow.view.reprinting is None
+
+    outcome = flow.reprint_held(roll_ref)
+    assert outcome is not None and outcome.ok and outcome.printer == "receipt_printer"
+    text = roll_printer.printed[0].with_suffix(".txt").read_text(encoding="utf-8")
+    assert "办件进度" in text and TRACKING in text
+    assert flow.view.held.documents == () and store.list() == []
+
+    reprinted = [r for r in rig.audit.recent(100) if r.kind == "maintenance.held_reprinted"]
+    assert [(r.device_id, dict(r.detail)) for r in reversed(reprinted)] == [
+        ("document_printer", {"reference": a4_ref, "kind": "certificate", "ok": True,
+                              "error": ""}),
+        ("receipt_printer", {"reference": roll_ref, "kind": "progress_query", "ok": True,
+                             "error": ""})]
+    printed = [r for r in rig.audit.recent(100) if r.kind == PRINTED]
+    assert {r.session_id for r in printed} == {"s-1", "s-2"}  # in the citizens' trails
+    assert TRACKING not in json.dumps([r.detail for r in rig.audit.recent(100)])
+    flow.show_panel(Panel.COUNTERS)
+    assert flow.view.counters.today.certificates == 1  # the certificate came out at last
+    assert flow.view.counters.today.pages == 2
+
+
+def test_a_reprint_on_a_jammed_printer_keeps_the_document_and_shows_why(held_rig):
+    rig = held_rig
+    reference = rig.held.hold(certificate(), reason="paperOut", session_id="s-1")
+    printer = rig.devices["document_printer"]
+    printer.jam()
+    flow = rig.opened()
+    flow.show_panel(Panel.HELD)
+    outcome = flow.reprint_held(reference)
+    assert outcome is not None and not outcome.ok
+    assert (outcome.completion, outcome.error) == (str(Completion.HARDWARE_ERROR), "paperJammed")
+    assert flow.view.held_results[reference].error == "paperJammed"
+    assert [d.reference for d in flow.view.held.documents] == [reference]  # still kept
+    assert printer.printed == [] and len(rig.held.list()) == 1
+    last = rig.audit.recent(1)[0]
+    assert (last.kind, dict(last.detail)) == (
+        "maintenance.held_reprinted",
+        {"reference": reference, "kind": "certificate", "ok": False, "error": "paperJammed"})
+    assert PRINTED not in rig.kinds()
+
+    printer.clear_jam()  # staff pulled the paper out
+    outcome = flow.reprint_held(reference)
+    assert outcome is not None and outcome.ok
+    assert len(printer.printed) == 1 and flow.view.held.documents == ()
+    assert flow.view.held_results[reference].ok
+
+
+def test_discard_removes_a_kept_document(held_rig):
+    rig = held_rig
+    reference = rig.held.hold(progress_slip(), reason="paperOut", session_id="s-2")
+    kept = rig.held.hold(certificate(), reason="paperOut", session_id="s-1")
+    flow = rig.opened()
+    flow.show_panel(Panel.HELD)
+    outcome = flow.discard_held(reference)
+    assert outcome is not None and outcome.ok and outcome.action is HeldAction.DISCARD
+    assert (outcome.kind, outcome.title) == ("progress_query", "办件进度")
+    assert [d.reference for d in flow.view.held.documents] == [kept]
+    assert [h.reference for h in rig.held.list()] == [kept]
+    assert not (rig.held.folder / f"{reference}.held").exists()
+    last = rig.audit.recent(1)[0]
+    assert (last.kind, dict(last.detail)) == (
+        "maintenance.held_discarded", {"reference": reference, "kind": "progress_query"})
+    again = flow.discard_held(reference)  # a second tap from a stale list
+    assert again is not None and not again.ok and again.error == "notKept"
+    assert rig.kinds().count("maintenance.held_discarded") == 1
+    assert rig.devices["receipt_printer"].printed == []
+
+
+def test_no_printer_for_the_paper_or_no_store(tmp_path):
+    store = held_store(tmp_path)
+    # The A4 printer under another name still takes A4; nothing here takes a roll.
+    a4 = SimDocumentPrinter("a4_printer", output_dir=tmp_path / "a4", print_delay_s=0,
+                            auto_take_s=None)
+    rig = Rig(tmp_path, {"a4_printer": a4}, held=store)
+    try:
+        slip_ref = store.hold(progress_slip(), reason="paperOut", session_id="s-2")
+        cert_ref = store.hold(certificate(), reason="paperOut", session_id="s-1")
+        flow = rig.flow()
+        flow.open()
+        assert flow.reprint_held(cert_ref) is None  # not before the PIN
+        assert flow.discard_held(cert_ref) is None and len(store.list()) == 2
+        flow = rig.opened()
+        flow.show_panel(Panel.HELD)
+        printers_for = {d.reference: d.printer for d in flow.view.held.documents}
+        assert printers_for == {slip_ref: None, cert_ref: "a4_printer"}
+        outcome = flow.reprint_held(slip_ref)
+        assert outcome is not None and not outcome.ok and outcome.error == "noDevice"
+        assert len(store.list()) == 2
+        assert flow.reprint_held(cert_ref).ok and len(a4.printed) == 1
+    finally:
+        rig.close()
+    bare = Rig(tmp_path / "bare")
+    try:
+        flow = bare.opened()
+        flow.show_panel(Panel.HELD)
+        assert flow.view.held == HeldReport(kept=False)  # the panel says so
+        assert flow.reprint_held("0123456789abcdef") is None
+    finally:
+        bare.close()
 
 
 # --- counters ---------------------------------------------------------------------------------

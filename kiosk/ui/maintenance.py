@@ -132,7 +132,7 @@ def maintenance_flow(kiosk: Kiosk, restart: Callable[[], None],
         backoffice_health=kiosk.backoffice.health,
         mask=mask_text, restart=restart,
         settings=settings or MaintenanceSettings(print_timeout_s=config.timeouts.print_s),
-        now=kiosk.now)
+        held=kiosk.held_prints, now=kiosk.now)
 
 
 def stop_app() -> None:
@@ -272,6 +272,10 @@ class MaintenanceController:
             self_test=lambda name: self._tests.submit(self._guarded(
                 lambda: flow.self_test(name))),
             stop_test=flow.cancel,  # the test ends as canceled, shown as its result
+            # A reprint prints: with the self-tests, so the menu stays free while it runs.
+            reprint_held=lambda reference: self._tests.submit(self._guarded(
+                lambda: flow.reprint_held(reference))),
+            discard_held=lambda reference: self._run(lambda: flow.discard_held(reference)),
             out_of_service=lambda message: self._run(lambda: flow.take_out_of_service(message)),
             in_service=lambda: self._run(flow.back_in_service),
             restart=lambda: self._run(flow.restart),

@@ -2,7 +2,8 @@
 the menu with its panels. They draw a ``MaintenanceView`` and forward taps; what a tap does is
 the flow's business (flows/maintenance.py), where to go is the controller's.
 
-Nothing personal is drawn: the flow hands over masked numbers and sizes only. The PIN pad shows
+Nothing personal is drawn: the flow hands over masked numbers and sizes only, and a document
+kept for staff by its reference, kind and title. The PIN pad shows
 dots, never digits, and forgets what was typed once it is submitted or left.
 """
 
@@ -18,10 +19,15 @@ from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
 from devices.contract import CameraState, DeviceState, DoorState, PaperState
+from devices.printer import Media
 from flows.maintenance import (
     CounterReport,
     Counters,
     DeviceLine,
+    HeldAction,
+    HeldLine,
+    HeldOutcome,
+    HeldReport,
     MaintenanceView,
     NetworkReport,
     OutboxReport,
@@ -43,6 +49,7 @@ PANEL_TITLES: dict[Panel, str] = {
     Panel.DEVICES: N_("Devices"),
     Panel.COUNTERS: N_("Counters"),
     Panel.OUTBOX: N_("Outbox"),
+    Panel.HELD: N_("Kept for staff"),
     Panel.NETWORK: N_("Network"),
     Panel.SOFTWARE: N_("Software"),
     Panel.LOG: N_("Recent log"),
@@ -90,6 +97,21 @@ DOCUMENT_TITLES: dict[str, str] = {
 }
 
 
+# Document kinds (assets/print/<kind>.toml, flows' PdfDocument kinds) as staff call them.
+KIND_TEXTS: dict[str, str] = {
+    "certificate": N_("Certificate"),
+    "progress_query": N_("Progress report"),
+    "application_receipt": N_("Application receipt"),
+    "queue_ticket": N_("Queue ticket"),
+    "one_time_notice": N_("One-time notice"),
+}
+
+MEDIA_TEXTS: dict[Media, str] = {
+    Media.A4: N_("A4"),
+    Media.ROLL_80MM: N_("80 mm roll"),
+}
+
+
 @dataclass(frozen=True)
 class MenuActions:
     """What the menu's taps call (the controller runs them off the UI thread)."""
@@ -97,6 +119,8 @@ class MenuActions:
     panel: Callable[[Panel], None]
     self_test: Callable[[str], None]
     stop_test: Callable[[], None]
+    reprint_held: Callable[[str], None]
+    discard_held: Callable[[str], None]
     out_of_service: Callable[[str], None]
     in_service: Callable[[], None]
     restart: Callable[[], None]
@@ -202,10 +226,24 @@ class MaintenanceMessageScreen(KioskScreen):
 class MaintenanceMenuScreen(KioskScreen):
     """The menu: panels on the left, the chosen panel on the right."""
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        # The kept document whose Discard was tapped once: a second tap discards it (a
+        # certificate discarded by a slip of the finger is gone for good).
+        self._confirm_discard: str | None = None
+        self._drawn: tuple | None = None
+
+    def hidden(self) -> None:
+        self._confirm_discard = None
+
     def render(self, _: Tr, view: MaintenanceView, kiosk_id: str, now: datetime,
                presets: Sequence[str], actions: MenuActions) -> None:
         self._ = _
         self._actions = actions
+        self._drawn = (_, view, kiosk_id, now, presets, actions)
+        if view.panel is not Panel.HELD or view.reprinting is not None or view.held is None \
+                or self._confirm_discard not in {d.reference for d in view.held.documents}:
+            self._confirm_discard = None
         body = self._reset()
         head = BoxLayout(orientation="horizontal", size_hint_y=None, height=theme.px(110),
                          spacing=theme.px(24))
@@ -234,6 +272,7 @@ class MaintenanceMenuScreen(KioskScreen):
             Panel.DEVICES: lambda: self._devices(view),
             Panel.COUNTERS: lambda: self._counters(view.counters),
             Panel.OUTBOX: lambda: self._outbox(view.outbox, now),
+            Panel.HELD: lambda: self._held(view, now),
             Panel.NETWORK: lambda: self._network(view.network),
             Panel.SOFTWARE: lambda: self._software(view.software),
             Panel.LOG: lambda: self._log(view.log_lines, view.log_source),
@@ -378,6 +417,110 @@ class MaintenanceMenuScreen(KioskScreen):
         if report.last_error:
             rows.append((_("Last error"), report.last_error))
         self._table(rows)
+
+    def _held(self, view: MaintenanceView, now: datetime) -> None:
+        _ = self._
+        report: HeldReport | None = view.held
+        if report is None:
+            self._line(_("Looking for kept documents…"), colour=theme.MUTED)
+            return
+        if not report.kept:
+            self._line(_("This kiosk keeps no documents for staff."))
+            return
+        if report.problem:
+            self._line(_("The kept documents cannot be read: {problem}").format(
+                problem=report.problem), colour=theme.ORANGE)
+        self._line(_("A citizen's print that failed twice waits here; the citizen was given "
+                     "its reference."), size=30, colour=theme.MUTED)
+        waiting = {d.reference for d in report.documents}
+        done = [o for o in view.held_results.values() if o.reference not in waiting]
+        for outcome in sorted(done, key=lambda o: o.at or now, reverse=True):
+            label = self._line(self._held_outcome_text(outcome), size=32,
+                               colour=theme.GREEN if outcome.ok else theme.ORANGE)
+            label.ui_id = f"held:done:{outcome.reference}"
+        if not report.documents and not report.problem:
+            self._line(_("No documents are waiting for staff."))
+        busy = view.reprinting is not None or view.testing is not None
+        for document in report.documents:
+            self._content.add_widget(self._held_card(
+                document, view.reprinting == document.reference, busy,
+                view.held_results.get(document.reference), now))
+
+    def _held_card(self, document: HeldLine, printing: bool, busy: bool,
+                   result: HeldOutcome | None, now: datetime) -> Card:
+        _ = self._
+        ref = document.reference
+        card = Card(orientation="horizontal", radius=theme.px(16), padding=theme.px(20),
+                    spacing=theme.px(20), size_hint_y=None, height=theme.px(270))
+        card.ui_id = f"held:{ref}"
+        words = BoxLayout(orientation="vertical", size_hint_x=0.68)
+        kind = _(KIND_TEXTS[document.kind]) if document.kind in KIND_TEXTS else document.kind
+        # 办件进度 is its own kind's name: say it once.
+        name = document.title if kind == document.title else f"{document.title}  ·  {kind}"
+        words.add_widget(Text(f"{name}  ·  {ref}", size=36, bold=True, halign="left"))
+        tz = now.tzinfo
+        words.add_widget(Text(_("Kept since {time}; the print failed: {error}").format(
+            time=f"{document.held_at.astimezone(tz):%m-%d %H:%M}", error=document.reason),
+            size=30, halign="left"))
+        words.add_widget(Text(_("Discarded on its own at {time}").format(
+            time=f"{document.expires_at.astimezone(tz):%m-%d %H:%M}"), size=30,
+            color=theme.MUTED, halign="left"))
+        paper = _enum_text(MEDIA_TEXTS, Media, document.media)
+        paper_text = _(paper) if paper else document.media
+        if document.printer is None:
+            where = Text(_("No printer here takes {paper} paper").format(paper=paper_text),
+                         size=30, color=theme.ORANGE, halign="left")
+        else:
+            printer = _(DEVICE_TITLES.get(document.printer, document.printer))
+            where = Text(_("Prints on the {printer} ({device}, {paper})").format(
+                printer=printer, device=document.printer, paper=paper_text), size=30,
+                color=theme.MUTED, halign="left")
+        words.add_widget(where)
+        if printing:
+            words.add_widget(Text(_("Printing…"), size=32, color=theme.BLUE, halign="left"))
+        elif result is not None and not result.ok:
+            failed = Text(self._held_outcome_text(result), size=32, color=theme.ORANGE,
+                          halign="left")
+            failed.ui_id = f"held:result:{ref}"
+            words.add_widget(failed)
+        card.add_widget(words)
+        buttons = BoxLayout(orientation="vertical", spacing=theme.px(12), size_hint_x=0.32)
+        buttons.add_widget(_button(f"held:reprint:{ref}", _("Reprint"),
+                                   lambda: self._actions.reprint_held(ref), size=32,
+                                   disabled=busy or document.printer is None))
+        confirming = self._confirm_discard == ref
+        buttons.add_widget(_button(f"held:discard:{ref}",
+                                   _("Tap again to discard") if confirming else _("Discard"),
+                                   lambda: self._discard(ref), size=30, disabled=busy,
+                                   colour=theme.ORANGE if confirming else theme.MUTED))
+        card.add_widget(buttons)
+        return card
+
+    def _discard(self, reference: str) -> None:
+        if self._confirm_discard == reference:
+            self._confirm_discard = None
+            self._actions.discard_held(reference)
+            return
+        self._confirm_discard = reference
+        if self._drawn is not None:
+            self.render(*self._drawn)
+
+    def _held_outcome_text(self, outcome: HeldOutcome) -> str:
+        _ = self._
+        name = f"{outcome.title}  ({outcome.reference})" if outcome.title else outcome.reference
+        if outcome.action is HeldAction.DISCARD:
+            if outcome.ok:
+                return _("Discarded: {document}").format(document=name)
+            return _("Not discarded: {document}: {error}").format(document=name,
+                                                                  error=outcome.error)
+        if not outcome.ok:
+            return _("Reprint of {document} failed: {error}").format(
+                document=name, error=outcome.error or outcome.completion)
+        if outcome.duplicate:
+            return _("{document} had printed already; nothing new came out").format(
+                document=name)
+        return _("Reprinted: {document}, {pages} page(s)").format(document=name,
+                                                                  pages=outcome.pages)
 
     def _network(self, report: NetworkReport | None) -> None:
         _ = self._

@@ -1,7 +1,8 @@
 """Maintenance mode in the real Kivy app, offscreen, with simulated devices and the real back
 office: the hidden gesture and the PIN open the menu (a citizen's session ends first), the
-menu shows each device's state, a self-test prints a real test page, out of service is kept,
-and exit or idleness return to the attract screen."""
+menu shows each device's state, a self-test prints a real test page, a document kept for staff
+is listed, reprinted on the A4 printer or discarded, out of service is kept, and exit or
+idleness return to the attract screen."""
 
 from __future__ import annotations
 
@@ -139,6 +140,59 @@ def test_gesture_and_pin_open_the_menu_with_device_states_and_exit_to_attract(fr
     ui.tap("maint:exit")
     ui.wait_screen("attract")
     assert not ui.maintenance.active
+
+
+def test_kept_documents_are_listed_reprinted_and_discarded(fresh):
+    from devices.printer import Field, Heading, Media, PrintDocument
+
+    ui = fresh
+    store = ui.kiosk.held_prints
+    tracking = "ZZ-UI-000777"  # in the document and its meta: never on the panel
+    certificate = PrintDocument(kind="certificate", job_key="result:ZZ-UI:s-ui", title="户籍证明",
+                                media=Media.A4, blocks=(Heading("户籍证明"),
+                                                        Field("办件编号", tracking)),
+                                meta={"tracking_number": tracking})
+    slip = PrintDocument(kind="progress_query", job_key="progress:s-ui:1", title="办件进度",
+                         blocks=(Heading("办件进度"),), meta={"tracking_number": tracking})
+    kept = store.hold(certificate, reason="paperJammed", session_id="s-ui")
+    other = store.hold(slip, reason="paperOut", session_id="s-ui2")
+    gesture(ui)
+    enter_pin(ui, PIN)
+    ui.wait_screen("maint_menu")
+    ui.tap("panel:held")
+    ui.wait_for(lambda: f"held:reprint:{kept}" in ui.ids(), "the kept certificate listed")
+    text = ui.text()
+    assert "户籍证明" in text and "证照" in text and kept in text and "paperJammed" in text
+    assert "办件进度" in text and other in text
+    assert tracking not in text
+
+    printer = ui.kiosk.devices["document_printer"]
+    printer.jam()
+    try:
+        ui.tap(f"held:reprint:{kept}")
+        ui.wait_for(lambda: f"held:result:{kept}" in ui.ids(), "the failed reprint")
+        assert "paperJammed" in ui.find(f"held:result:{kept}").text
+        assert f"held:reprint:{kept}" in ui.ids()  # still kept, for another try
+    finally:
+        printer.clear_jam()
+    ui.wait_for(lambda: not ui.find(f"held:reprint:{kept}").disabled, "the button back")
+    ui.tap(f"held:reprint:{kept}")
+    ui.wait_for(lambda: f"held:done:{kept}" in ui.ids(), "the reprint's result")
+    assert "已补打" in ui.find(f"held:done:{kept}").text
+    assert f"held:{kept}" not in ui.ids()
+    printed = sorted((ui.prints / "a4").glob("*-certificate.txt"))
+    assert printed and tracking in printed[-1].read_text(encoding="utf-8")
+    assert [h.reference for h in store.list()] == [other]
+
+    ui.tap(f"held:discard:{other}")  # the first tap only asks again
+    ui.wait_for(lambda: "再点一次" in ui.find(f"held:discard:{other}").label.text,
+                "the discard asked again")
+    assert len(store.list()) == 1
+    ui.tap(f"held:discard:{other}")
+    ui.wait_for(lambda: f"held:done:{other}" in ui.ids(), "the discard done")
+    assert store.list() == [] and "held:reprint:" not in " ".join(ui.ids())
+    ui.tap("maint:exit")
+    ui.wait_screen("attract")
 
 
 def test_wrong_pin_says_how_many_tries_are_left(fresh):
