@@ -26,7 +26,7 @@ import re
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -73,6 +73,8 @@ _CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOT_VALID_HERE_REASONS = frozenset({"wrong_centre", "not_today", "cancelled"})
 # 4xx answers to a submission that no resend can change: the outbox sets it aside for staff.
 PERMANENT_SUBMISSION_STATUSES = frozenset({400, 409, 413, 415, 422})
+# 4xx answers to a batch as a whole that one-at-a-time sending avoids (401, 403, 429 do not).
+BATCH_REFUSED_STATUSES = frozenset({400, 404, 405, 413, 415, 422})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Below this, a retry could not even complete a TCP handshake on a slow link.
 _MIN_ATTEMPT_S = 0.05
@@ -106,14 +108,42 @@ class SubmissionRejected(BackOfficeRejected):
         self.error = error
 
 
+class BatchRefused(BackOfficeRejected):
+    """The back office refused a batch as a whole (400/404/405/413/415/422 with its error
+    body): an older server without ``/applications:batch``, a batch over its limits, an
+    envelope it cannot read. Says nothing about the submissions in it: send them one at a
+    time."""
+
+    code = "batch_refused"
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
 class BackOfficeConfigError(ValueError):
     """The client cannot be built from its settings (a CA or certificate file that does not
     load, TLS settings with an http:// URL)."""
 
 
-def submission_body(submission: ApplicationSubmission,
-                    local_tracking_number: str) -> dict[str, Any]:
-    """The JSON body of ``POST /applications``; materials in base64 with their SHA-256."""
+@dataclass(frozen=True, repr=False)
+class OutgoingSubmission:
+    """One submission of a batch, with the numbers the outbox keeps for it."""
+
+    submission: ApplicationSubmission
+    local_tracking_number: str
+    idempotency_key: str
+
+    def __repr__(self) -> str:
+        return f"OutgoingSubmission({self.local_tracking_number})"
+
+
+BatchOutcome = SubmissionReceipt | SubmissionRejected
+
+
+def _submission_fields(submission: ApplicationSubmission,
+                       local_tracking_number: str) -> dict[str, Any]:
     return {
         "local_tracking_number": local_tracking_number,
         "kiosk_id": submission.kiosk_id,
@@ -126,12 +156,41 @@ def submission_body(submission: ApplicationSubmission,
         "form": dict(submission.form),
         "commitment": {"text_version": submission.commitment.text_version,
                        "signed_at": submission.commitment.signed_at.isoformat()},
+        "deferred_materials": list(submission.deferred_materials),
+    }
+
+
+def submission_body(submission: ApplicationSubmission,
+                    local_tracking_number: str) -> dict[str, Any]:
+    """The JSON body of ``POST /applications``; materials in base64 with their SHA-256."""
+    return _submission_fields(submission, local_tracking_number) | {
         "materials": [{"code": m.code, "media_type": m.media_type,
                        "sha256": sha256(m.content).hexdigest(),
                        "content_base64": base64.b64encode(m.content).decode("ascii")}
-                      for m in submission.materials],
-        "deferred_materials": list(submission.deferred_materials),
-    }
+                      for m in submission.materials]}
+
+
+def batch_body(batch: Sequence[OutgoingSubmission]) -> tuple[bytes, str]:
+    """The body of ``POST /applications:batch`` and its Content-Type: ``multipart/form-data``
+    with the submissions as JSON (each material by code, media type and SHA-256) and every
+    material's bytes as a part of its own, in the same order: no base64 on either side."""
+    items = []
+    files = []
+    for i, outgoing in enumerate(batch):
+        materials = outgoing.submission.materials
+        items.append(_submission_fields(outgoing.submission, outgoing.local_tracking_number) | {
+            "idempotency_key": outgoing.idempotency_key,
+            "materials": [{"code": m.code, "media_type": m.media_type,
+                           "sha256": sha256(m.content).hexdigest()} for m in materials]})
+        # Part names say where a part belongs, never what it shows (no personal data).
+        files += [("materials", (f"{i}-{j}", m.content, m.media_type))
+                  for j, m in enumerate(materials)]
+    metadata = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    # httpx's own multipart encoder, through a request that is never sent: encoded once, so
+    # every retry sends the very same bytes.
+    encoder = httpx.Request("POST", "http://batch.invalid/", data={"submissions": metadata},
+                            files=files)
+    return encoder.read(), encoder.headers["Content-Type"]
 
 
 @dataclass(frozen=True)
@@ -372,6 +431,18 @@ class _SubmittedWire(_Wire):
     submitted_at: AwareDatetime
 
 
+class _BatchItemWire(_Wire):
+    local_tracking_number: str | None = None
+    status: int
+    replayed: bool = False
+    application: _SubmittedWire | None = None
+    error: _ErrorWire | None = None
+
+
+class _BatchWire(_Wire):
+    results: list[_BatchItemWire]
+
+
 _W = TypeVar("_W")
 
 
@@ -423,6 +494,7 @@ _CATEGORIES = TypeAdapter(list[_TicketCategoryWire])
 _HEALTH = TypeAdapter(_HealthWire)
 _HELP_CREATED = TypeAdapter(_HelpCreatedWire)
 _SUBMITTED = TypeAdapter(_SubmittedWire)
+_BATCH = TypeAdapter(_BatchWire)
 _ERROR = TypeAdapter(_ErrorWire)
 
 
@@ -462,6 +534,40 @@ def _ready(w: _ReadyWire) -> ReadyResult:
         raise BadAnswer("ready results: a document does not match its sha256")
     return ReadyResult(w.tracking_number, w.service_name, w.department, w.result_title,
                        w.ready_at, w.media_type, content)
+
+
+def _receipt(wire: _SubmittedWire, local_tracking_number: str, replayed: bool,
+             what: str) -> SubmissionReceipt:
+    if wire.local_tracking_number != local_tracking_number:
+        # An answer for another submission would pair this citizen with a stranger's 办件编号.
+        raise BadAnswer(f"{what}: the answer is for another local tracking number")
+    return SubmissionReceipt(tracking_number=wire.tracking_number,
+                             local_tracking_number=wire.local_tracking_number,
+                             status=wire.status, submitted_at=wire.submitted_at,
+                             replayed=replayed)
+
+
+def _batch_outcomes(wire: _BatchWire, batch: Sequence[OutgoingSubmission],
+                    what: str) -> list[BatchOutcome]:
+    """Each item's receipt or refusal. All or nothing: one result that does not fit makes the
+    whole answer a :class:`BadAnswer`, and the batch is resent under the same keys."""
+    if len(wire.results) != len(batch):
+        raise BadAnswer(f"{what}: {len(wire.results)} results for {len(batch)} submissions")
+    outcomes: list[BatchOutcome] = []
+    for position, (result, outgoing) in enumerate(zip(wire.results, batch, strict=True)):
+        number = outgoing.local_tracking_number
+        if result.local_tracking_number not in (None, number):
+            raise BadAnswer(f"{what}: result {position} is for another local tracking number")
+        if 200 <= result.status < 300 and result.application is not None:
+            outcomes.append(_receipt(result.application, number, result.replayed, what))
+        elif result.status in PERMANENT_SUBMISSION_STATUSES and result.error is not None:
+            log.info("%s: %s refused: %s %s", what, number, result.status, result.error.error)
+            outcomes.append(SubmissionRejected(
+                result.status, result.error.error,
+                f"{what}: {number}: HTTP {result.status} {result.error.error}"))
+        else:
+            raise BadAnswer(f"{what}: result {position} is neither a receipt nor a refusal")
+    return outcomes
 
 
 def _ssl_reason(exc: BaseException) -> str:
@@ -617,20 +723,28 @@ class HttpBackOffice:
         """``POST /applications``. Raises :class:`SubmissionRejected` when the server refuses
         it as invalid, ``BackOfficeUnavailable`` (incl. :class:`BadAnswer`) when the outcome is
         unknown and a resend with the same key is the way on."""
+        what = "submit application"
         response = self._call_response(
-            "submit application", "POST", "/applications",
+            what, "POST", "/applications",
             body=submission_body(submission, local_tracking_number),
             idempotency_key=idempotency_key, submission=True)
-        wire = _parse(_SUBMITTED, self._json(response, "submit application"),
-                      "submit application")
-        if wire.local_tracking_number != local_tracking_number:
-            # An answer for another submission would pair this citizen with a stranger's 办件编号.
-            raise BadAnswer("submit application: the answer is for another local tracking number")
-        return SubmissionReceipt(
-            tracking_number=wire.tracking_number,
-            local_tracking_number=wire.local_tracking_number, status=wire.status,
-            submitted_at=wire.submitted_at,
-            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true")
+        wire = _parse(_SUBMITTED, self._json(response, what), what)
+        return _receipt(wire, local_tracking_number,
+                        response.headers.get("Idempotent-Replayed", "").lower() == "true", what)
+
+    def submit_applications(self, batch: Sequence[OutgoingSubmission]) -> list[BatchOutcome]:
+        """``POST /applications:batch``: one outcome per submission, in order: its receipt, or
+        :class:`SubmissionRejected` when the server refuses that one as invalid. Raises
+        ``BackOfficeUnavailable`` (incl. :class:`BadAnswer`) when the outcome is unknown (resend
+        the same batch, or any regrouping of it: every item carries its own key), and
+        :class:`BatchRefused` when the server will not take the batch at all."""
+        what = "submit applications"
+        if not batch:
+            return []
+        response = self._call_response(what, "POST", "/applications:batch",
+                                       encoded=batch_body(batch), retry=True, batch=True)
+        wire = _parse(_BATCH, self._json(response, what), what)
+        return _batch_outcomes(wire, batch, what)
 
     def application_progress(self, number: str) -> ApplicationSummary:
         """One application by its 办件编号 or by the kiosk's local tracking number."""
@@ -736,10 +850,16 @@ class HttpBackOffice:
     def _call_response(self, what: str, method: str, path: str, *, body: Any = None,
                        idempotency_key: str | None = None, retry: bool | None = None,
                        submission: bool = False, params: Mapping[str, str] | None = None,
-                       headers: Mapping[str, str] | None = None) -> httpx.Response:
+                       headers: Mapping[str, str] | None = None,
+                       encoded: tuple[bytes, str] | None = None,
+                       batch: bool = False) -> httpx.Response:
+        """``encoded``: a body already encoded, with its Content-Type (instead of ``body``);
+        ``submission``/``batch``: the 4xx answers to map to SubmissionRejected/BatchRefused."""
         request = _Request(what, method, path, params=dict(params or {}),
                            headers=dict(headers or {}))
-        if body is not None:
+        if encoded is not None:
+            request.content, request.headers["Content-Type"] = encoded
+        elif body is not None:
             # Encoded once: every retry sends the very same bytes.
             request.content = json.dumps(body, ensure_ascii=False,
                                          separators=(",", ":")).encode("utf-8")
@@ -756,7 +876,7 @@ class HttpBackOffice:
             attempt_timeout = min(self.timeout_s, max(deadline - time.monotonic(),
                                                       _MIN_ATTEMPT_S))
             try:
-                return self._attempt(request, attempt_timeout, submission)
+                return self._attempt(request, attempt_timeout, submission, batch)
             except _Transient as transient:
                 failed += 1
                 if failed >= policy.attempts:
@@ -769,7 +889,7 @@ class HttpBackOffice:
                 self._sleep(pause)
 
     def _attempt(self, request: _Request, timeout_s: float,
-                 submission: bool) -> httpx.Response:
+                 submission: bool, batch: bool = False) -> httpx.Response:
         what = request.what
         try:
             response = self._http.request(request.method, request.path, content=request.content,
@@ -800,7 +920,7 @@ class HttpBackOffice:
         if status >= 500:
             self._raise_server_error(response, what)
         if 400 <= status < 500:
-            self._raise_client_error(response, what, submission)
+            self._raise_client_error(response, what, submission, batch)
         # 1xx/3xx: the contract has none; a redirect means we are not talking to it.
         raise BadAnswer(f"{what}: unexpected HTTP {status} from the back office")
 
@@ -824,9 +944,14 @@ class HttpBackOffice:
         raise unavailable
 
     def _raise_client_error(self, response: httpx.Response, what: str,
-                            submission: bool) -> NoReturn:
+                            submission: bool, batch: bool = False) -> NoReturn:
         status = response.status_code
         error = self._error_code(response)
+        if batch and status == 413:
+            # Too large is too large, whoever says it: the back office's body limit answers in
+            # plain text, and so does a proxy in front of it. Smaller requests are the way on.
+            log.info("%s: HTTP 413", what)
+            raise BatchRefused(413, error or "content_too_large", f"{what}: HTTP 413")
         if error is None:
             # A 4xx without the contract's error body is not from our back office (a wrong
             # base URL, a proxy's page): calling it "not found" would mislead the citizen.
@@ -835,6 +960,8 @@ class HttpBackOffice:
                 f"{what}: HTTP {status} without the back office's error body (wrong address?)")
         log.info("%s: HTTP %s %s", what, status, error)
         detail = f"{what}: HTTP {status} {error}"
+        if batch and status in BATCH_REFUSED_STATUSES:
+            raise BatchRefused(status, error, detail)
         if submission and status in PERMANENT_SUBMISSION_STATUSES:
             raise SubmissionRejected(status, error, detail)
         if status == 404 and error == "appointment_not_found":
@@ -860,17 +987,21 @@ __all__ = [
     "ApplicationSubmission",
     "BackOfficeConfigError",
     "BadAnswer",
+    "BatchOutcome",
+    "BatchRefused",
     "Commitment",
     "DeviceReport",
     "HeartbeatReport",
     "HttpBackOffice",
     "Material",
     "NO_RETRY",
+    "OutgoingSubmission",
     "RetryPolicy",
     "SubmissionReceipt",
     "SubmissionRejected",
     "TlsFailure",
     "TlsSettings",
+    "batch_body",
     "new_idempotency_key",
     "submission_body",
 ]

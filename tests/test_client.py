@@ -370,6 +370,9 @@ from flows.ports import BackOfficeError  # noqa: E402
 from kiosk.client import (  # noqa: E402
     BackOfficeConfigError,
     BadAnswer,
+    BatchRefused,
+    OutgoingSubmission,
+    SubmissionReceipt,
     SubmissionRejected,
     TlsFailure,
     TlsSettings,
@@ -470,6 +473,164 @@ def test_submission_error_mapping(status, error, expected):
 def test_a_receipt_that_does_not_fit_is_a_bad_answer(answer):
     with pytest.raises(BadAnswer):
         submit(mock_client(fixed(201, answer)))
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+def outgoing(marker: str, kiosk: str = "K-CLIENT", local: str | None = None,
+             **change: object) -> OutgoingSubmission:
+    import dataclasses
+
+    sub = dataclasses.replace(submission(marker, kiosk), **change)  # type: ignore[arg-type]
+    return OutgoingSubmission(sub, local or f"ZZ-20300102-{uuid.uuid4().hex[:10].upper()}",
+                              key())
+
+
+def test_submit_applications_over_http(outbox_server):  # noqa: F811
+    batch = [outgoing("batch-1"), outgoing("batch-2", service_item_code="NO-SUCH-ITEM"),
+             outgoing("batch-3")]
+    with HttpBackOffice(outbox_server.url, timeout_s=10) as bo:
+        first = bo.submit_applications(batch)
+        assert [type(o) for o in first] == [SubmissionReceipt, SubmissionRejected,
+                                            SubmissionReceipt]
+        rejected = first[1]
+        assert isinstance(rejected, SubmissionRejected)
+        assert (rejected.status, rejected.error) == (422, "unknown_service_item")
+        receipts = [o for o in first if isinstance(o, SubmissionReceipt)]
+        assert [r.local_tracking_number for r in receipts] == [
+            batch[0].local_tracking_number, batch[2].local_tracking_number]
+        assert [r.replayed for r in receipts] == [False, False]
+        # Regrouped and resent (after a lost answer): replays, whatever the grouping.
+        (alone,) = bo.submit_applications(batch[2:])
+        assert isinstance(alone, SubmissionReceipt) and alone.replayed is True
+        assert alone.tracking_number == receipts[1].tracking_number
+        # And alone, as a fallback would send it: the same application.
+        again = bo.submit_application(batch[0].submission,
+                                      local_tracking_number=batch[0].local_tracking_number,
+                                      idempotency_key=batch[0].idempotency_key)
+        assert again.replayed and again.tracking_number == receipts[0].tracking_number
+        assert bo.submit_applications([]) == []
+
+
+def _multipart(request: httpx.Request) -> list[tuple[str, str | None, str, bytes]]:
+    """(name, filename, content type, bytes) of every part, read with the standard library."""
+    import email.parser
+    import email.policy
+
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        head + request.content)
+    assert message.get_content_type() == "multipart/form-data"
+    return [(part.get_param("name", header="content-disposition"), part.get_filename(),
+             part.get_content_type(), part.get_payload(decode=True))
+            for part in message.iter_parts()]
+
+
+def test_a_batch_carries_every_byte_once_and_no_base64():
+    seen: list[httpx.Request] = []
+    batch = [outgoing("enc-1"), outgoing("enc-2", materials=()), outgoing("enc-3")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"results": [
+            {"local_tracking_number": o.local_tracking_number, "status": 201,
+             "application": receipt_body(local_tracking_number=o.local_tracking_number)}
+            for o in batch]})
+
+    outcomes = mock_client(handler).submit_applications(batch)
+    assert [o.local_tracking_number for o in outcomes] == [o.local_tracking_number
+                                                           for o in batch]
+    (request,) = seen
+    assert (request.method, request.url.path) == ("POST", "/api/v1/applications:batch")
+    assert "Idempotency-Key" not in request.headers  # each item carries its own
+    (meta, *parts) = _multipart(request)
+    assert meta[0] == "submissions" and meta[1] is None
+    items = json.loads(meta[3])
+    assert [i["idempotency_key"] for i in items] == [o.idempotency_key for o in batch]
+    assert [i["local_tracking_number"] for i in items] == [o.local_tracking_number
+                                                           for o in batch]
+    assert items[0]["applicant"] == {"document_type": "residentId", "id_number": APPLICANT_ID,
+                                     "name": APPLICANT_NAME}
+    import hashlib
+
+    materials = [m for o in batch for m in o.submission.materials]
+    assert [m for i in items for m in i["materials"]] == [
+        {"code": m.code, "media_type": m.media_type,
+         "sha256": hashlib.sha256(m.content).hexdigest()} for m in materials]
+    assert [(name, media, content) for name, _, media, content in parts] == [
+        ("materials", m.media_type, m.content) for m in materials]
+    # Part names say where a part belongs, never who it is about.
+    assert all(APPLICANT_NAME not in (filename or "") for _, filename, _, _ in parts)
+    assert b"content_base64" not in request.content
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (404, {"error": "not_found", "message": "Not Found"}, BatchRefused),  # an older server
+    (405, {"error": "method_not_allowed", "message": ""}, BatchRefused),
+    (413, {"error": "http_413", "message": ""}, BatchRefused),
+    (422, {"error": "invalid_batch", "message": ""}, BatchRefused),
+    (400, {"error": "http_400", "message": ""}, BatchRefused),
+    (401, {"error": "unauthorised", "message": ""}, BackOfficeRejected),
+    (429, {"error": "too_many_requests", "message": ""}, BackOfficeRejected),
+    (404, None, BadAnswer),  # a foreign page: not our back office at all
+    (413, None, BatchRefused),  # a body limit's plain text (the server's, or a proxy's)
+    (503, {"error": "database_unavailable", "message": ""}, BackOfficeUnavailable),
+])
+def test_batch_error_mapping(status, body, expected):
+    handler = (fixed(status, content=b"<html>Not Found</html>") if body is None
+               else fixed(status, body))
+    with pytest.raises(expected) as caught:
+        mock_client(handler, retry=RetryPolicy(attempts=1)).submit_applications(
+            [outgoing("map")])
+    assert type(caught.value) is expected
+    if expected is BatchRefused:
+        assert caught.value.status == status
+        assert caught.value.error == (body["error"] if body else "content_too_large")
+
+
+def _batch_answer(batch: list[OutgoingSubmission], **change: object) -> dict[str, object]:
+    results = [{"local_tracking_number": o.local_tracking_number, "status": 201,
+                "replayed": False,
+                "application": receipt_body(local_tracking_number=o.local_tracking_number)}
+               for o in batch]
+    results[-1].update(change)
+    return {"results": results}
+
+
+@pytest.mark.parametrize("change", [
+    {"local_tracking_number": "ZZ-20300102-SOMEBODYEL"},  # an answer for someone else
+    {"application": receipt_body(local_tracking_number="ZZ-20300102-SOMEBODYEL")},
+    {"application": None},  # 201 without its acknowledgement
+    {"status": 500, "application": None, "error": {"error": "internal_error"}},
+    {"status": 404, "application": None, "error": {"error": "not_found"}},
+    {"status": 422, "application": None},  # a refusal without the contract's error
+    {"application": receipt_body(submitted_at="2030-01-02T09:00:00")},
+    {"status": "created"},
+])
+def test_a_batch_answer_that_does_not_fit_is_a_bad_answer(change):
+    batch = [outgoing("fit-1"), outgoing("fit-2")]
+    with pytest.raises(BadAnswer):
+        mock_client(fixed(200, _batch_answer(batch, **change))).submit_applications(batch)
+
+
+def test_a_batch_answer_with_a_missing_result_is_a_bad_answer():
+    batch = [outgoing("count-1"), outgoing("count-2")]
+    answer = _batch_answer(batch)
+    answer["results"] = answer["results"][:1]  # type: ignore[index]
+    with pytest.raises(BadAnswer, match="1 results for 2"):
+        mock_client(fixed(200, answer)).submit_applications(batch)
+
+
+def test_a_batch_is_retried_with_the_very_same_bytes():
+    seen: list[httpx.Request] = []
+    batch = [outgoing("retry-1"), outgoing("retry-2")]
+    handler = flaky([fixed(503, {"error": "database_unavailable", "message": ""}),
+                     _raise(httpx.ReadTimeout)],
+                    httpx.Response(200, json=_batch_answer(batch)), seen)
+    outcomes = mock_client(handler, retry=RetryPolicy(attempts=3)).submit_applications(batch)
+    assert len(outcomes) == 2 and len(seen) == 3
+    assert len({r.content for r in seen}) == 1
+    assert len({r.headers["Content-Type"] for r in seen}) == 1
 
 
 # --- retries ---------------------------------------------------------------------------------
@@ -584,6 +745,8 @@ def test_mutual_tls_with_the_right_certificates(tls_server):
         assert bo.health() is True
         receipt = submit(bo, f"ZZ-20300102-{uuid.uuid4().hex[:10].upper()}")
         assert receipt.tracking_number.startswith("BJ")
+        (batched,) = bo.submit_applications([outgoing("tls-batch")])
+        assert isinstance(batched, SubmissionReceipt) and not batched.replayed
 
 
 def test_untrusted_server_certificate_is_refused(tls_server):
@@ -661,6 +824,41 @@ def test_any_answer_to_a_submission_is_a_receipt_or_a_backoffice_error(status, b
         assert 200 <= status < 300
         assert receipt.local_tracking_number == LOCAL
         assert receipt.submitted_at.tzinfo is not None
+
+
+_near_batches = st.fixed_dictionaries({}, optional={
+    "results": st.one_of(
+        _json_values,
+        st.lists(st.fixed_dictionaries({}, optional={
+            "local_tracking_number": st.one_of(st.just(LOCAL), st.none(), _json_values),
+            "status": st.one_of(st.sampled_from([201, 200, 409, 422, 500]), _json_values),
+            "replayed": st.one_of(st.booleans(), _json_values),
+            "application": st.one_of(st.just(receipt_body()), _near_receipts, _json_values),
+            "error": st.one_of(st.just({"error": "unknown_service_item", "message": ""}),
+                               _json_values)}), max_size=3))})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=_statuses,
+       body=st.one_of(_bodies, _near_batches.map(lambda v: ("json", v))))
+def test_any_answer_to_a_batch_is_outcomes_or_a_backoffice_error(status, body):
+    batch = [OutgoingSubmission(submission("prop", "K-CLIENT"), LOCAL, "prop-key-0001")]
+    bo = mock_client(_respond(status, body), retry=RetryPolicy(attempts=1))
+    try:
+        outcomes = bo.submit_applications(batch)
+    except BackOfficeError as exc:
+        assert APPLICANT_ID not in str(exc) and APPLICANT_NAME not in str(exc)
+        if isinstance(exc, BatchRefused):
+            assert 400 <= status < 500 and exc.error
+    else:
+        assert 200 <= status < 300
+        (outcome,) = outcomes
+        if isinstance(outcome, SubmissionRejected):
+            # Only a refusal in the contract's words sets a submission aside.
+            assert outcome.status in (400, 409, 413, 415, 422) and outcome.error
+        else:
+            assert outcome.local_tracking_number == LOCAL
+            assert outcome.submitted_at.tzinfo is not None
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

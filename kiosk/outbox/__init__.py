@@ -15,15 +15,25 @@ from kiosk.outbox.store import (
     OutboxEntry,
     OutboxStats,
     OutboxStore,
+    PendingBatch,
     PendingDelivery,
     UnreadableSubmission,
 )
-from kiosk.outbox.worker import ApplicationSender, Backoff, OutboxHealth, OutboxWorker, Outcome
+from kiosk.outbox.worker import (
+    ApplicationSender,
+    Backoff,
+    BatchLimits,
+    OutboxHealth,
+    OutboxWorker,
+    Outcome,
+    StepResult,
+)
 
 __all__ = [
     "OUTBOX_FILE",
     "ApplicationSender",
     "Backoff",
+    "BatchLimits",
     "InvalidSubmission",
     "OutboxEntry",
     "OutboxHealth",
@@ -32,9 +42,11 @@ __all__ = [
     "OutboxStore",
     "OutboxWorker",
     "Outcome",
+    "PendingBatch",
     "PendingDelivery",
     "SealedDataError",
     "Sealer",
+    "StepResult",
     "UnreadableSubmission",
     "create_key",
     "load_key",

@@ -93,6 +93,21 @@ class PendingDelivery:
         return f"PendingDelivery({self.row_id}, {self.local_tracking_number})"
 
 
+@dataclass(frozen=True, repr=False)
+class PendingBatch:
+    """The oldest pending submissions, opened (``deliveries``, in queue order), and those among
+    them whose sealed data did not open (``unreadable``: to be quarantined, never sent)."""
+
+    deliveries: list[PendingDelivery]
+    unreadable: list[UnreadableSubmission]
+
+    def __repr__(self) -> str:
+        return f"PendingBatch({len(self.deliveries)} deliveries, {len(self.unreadable)} unreadable)"
+
+    def __bool__(self) -> bool:
+        return bool(self.deliveries or self.unreadable)
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     """What the kiosk can say about a local tracking number, without personal data."""
@@ -312,62 +327,113 @@ class OutboxStore:
     def next_pending(self) -> PendingDelivery | None:
         """The oldest pending submission, opened; None when nothing waits. Raises
         :class:`UnreadableSubmission` when its sealed data does not open."""
+        batch = self.pending_batch(max_items=1)
+        if batch.unreadable:
+            raise batch.unreadable[0]
+        return batch.deliveries[0] if batch.deliveries else None
+
+    def pending_batch(self, max_items: int, max_bytes: int = 0,
+                      after_id: int = 0) -> PendingBatch:
+        """The oldest pending submissions after row ``after_id``, opened: at most
+        ``max_items``, and no more materials than ``max_bytes`` together (0: no limit) unless
+        the first alone is larger. A row whose sealed data does not open comes back in
+        ``unreadable`` instead of raising, so one bad row does not keep the rows behind it from
+        being read."""
         with self._db.session() as session, session.begin():
-            row = session.scalar(select(OutboxSubmission)
-                                 .where(OutboxSubmission.state == PENDING)
-                                 .order_by(OutboxSubmission.id).limit(1))
-            if row is None:
-                return None
-            materials = session.scalars(select(OutboxMaterial)
-                                        .where(OutboxMaterial.submission_id == row.id)
-                                        .order_by(OutboxMaterial.position)).all()
-            try:
-                payload = json.loads(self._sealer.open(row.payload, SUBMISSIONS, "payload",
-                                                       row.id))
-                opened = tuple(
-                    Material(code=m.code, media_type=m.media_type,
-                             content=self._sealer.open(m.content, MATERIALS, "content", m.id))
-                    for m in materials)
-            except SealedDataError as exc:
-                raise UnreadableSubmission(row.id, row.local_tracking_number, str(exc)) from None
-            if any(len(m.content) != s.size for m, s in zip(opened, materials, strict=True)):
-                raise UnreadableSubmission(row.id, row.local_tracking_number,
-                                           f"row {row.id}: a material's size does not match")
-            submission = ApplicationSubmission(
-                centre_id=payload["centre_id"], kiosk_id=payload["kiosk_id"],
-                session_id=row.session_id, service_item_code=row.service_item_code,
-                applicant=Applicant(**payload["applicant"]), form=payload["form"],
-                commitment=Commitment(payload["commitment"]["text_version"],
-                                      datetime.fromisoformat(
-                                          payload["commitment"]["signed_at"])),
-                materials=opened, deferred_materials=tuple(payload["deferred_materials"]))
-            return PendingDelivery(row.id, row.local_tracking_number, row.idempotency_key,
-                                   row.attempts, submission)
+            sizes = session.execute(
+                select(OutboxSubmission.id, func.coalesce(func.sum(OutboxMaterial.size), 0))
+                .outerjoin(OutboxMaterial, OutboxMaterial.submission_id == OutboxSubmission.id)
+                .where(OutboxSubmission.state == PENDING, OutboxSubmission.id > after_id)
+                .group_by(OutboxSubmission.id).order_by(OutboxSubmission.id)
+                .limit(max(1, max_items))).all()
+            ids: list[int] = []
+            total = 0
+            for row_id, size in sizes:
+                if ids and max_bytes and total + size > max_bytes:
+                    break
+                ids.append(row_id)
+                total += size
+            if not ids:
+                return PendingBatch([], [])
+            rows = session.scalars(select(OutboxSubmission).where(OutboxSubmission.id.in_(ids))
+                                   .order_by(OutboxSubmission.id)).all()
+            materials: dict[int, list[OutboxMaterial]] = {row_id: [] for row_id in ids}
+            for material in session.scalars(
+                    select(OutboxMaterial).where(OutboxMaterial.submission_id.in_(ids))
+                    .order_by(OutboxMaterial.submission_id, OutboxMaterial.position)):
+                materials[material.submission_id].append(material)
+            batch = PendingBatch([], [])
+            for row in rows:
+                try:
+                    batch.deliveries.append(self._open(row, materials[row.id]))
+                except UnreadableSubmission as exc:
+                    batch.unreadable.append(exc)
+            return batch
+
+    def _open(self, row: OutboxSubmission, materials: list[OutboxMaterial]) -> PendingDelivery:
+        try:
+            payload = json.loads(self._sealer.open(row.payload, SUBMISSIONS, "payload", row.id))
+            opened = tuple(
+                Material(code=m.code, media_type=m.media_type,
+                         content=self._sealer.open(m.content, MATERIALS, "content", m.id))
+                for m in materials)
+        except SealedDataError as exc:
+            raise UnreadableSubmission(row.id, row.local_tracking_number, str(exc)) from None
+        if any(len(m.content) != s.size for m, s in zip(opened, materials, strict=True)):
+            raise UnreadableSubmission(row.id, row.local_tracking_number,
+                                       f"row {row.id}: a material's size does not match")
+        submission = ApplicationSubmission(
+            centre_id=payload["centre_id"], kiosk_id=payload["kiosk_id"],
+            session_id=row.session_id, service_item_code=row.service_item_code,
+            applicant=Applicant(**payload["applicant"]), form=payload["form"],
+            commitment=Commitment(payload["commitment"]["text_version"],
+                                  datetime.fromisoformat(payload["commitment"]["signed_at"])),
+            materials=opened, deferred_materials=tuple(payload["deferred_materials"]))
+        return PendingDelivery(row.id, row.local_tracking_number, row.idempotency_key,
+                               row.attempts, submission)
 
     def mark_delivered(self, row_id: int, tracking_number: str) -> None:
         """The back office acknowledged the row: record the 办件编号 and delete the row with its
         materials, in one transaction."""
+        self.mark_delivered_many([(row_id, tracking_number)])
+
+    def mark_delivered_many(self, acknowledged: list[tuple[int, str]]) -> None:
+        """``mark_delivered`` for several (row id, 办件编号) pairs in one transaction: a batch's
+        acknowledgements cost one commit."""
+        if not acknowledged:
+            return
         now = self._clock()
+        tracking = dict(acknowledged)
         with self._lazy.write_session() as session, session.begin():
-            number = session.scalar(select(OutboxSubmission.local_tracking_number)
-                                    .where(OutboxSubmission.id == row_id))
-            if number is None:
+            numbers: dict[int, str] = {row_id: number for row_id, number in session.execute(
+                select(OutboxSubmission.id, OutboxSubmission.local_tracking_number)
+                .where(OutboxSubmission.id.in_(tracking)))}
+            if not numbers:
                 return  # already done (a second worker, or a retried call)
+            upsert = sqlite_insert(OutboxReceipt)
             session.execute(
-                sqlite_insert(OutboxReceipt)
-                .values(local_tracking_number=number, tracking_number=tracking_number,
-                        delivered_at=now)
-                .on_conflict_do_update(index_elements=[OutboxReceipt.local_tracking_number],
-                                       set_={"tracking_number": tracking_number,
-                                             "delivered_at": now}))
-            session.execute(delete(OutboxMaterial).where(OutboxMaterial.submission_id == row_id))
-            session.execute(delete(OutboxSubmission).where(OutboxSubmission.id == row_id))
-        log.info("outbox: %s delivered as %s", number, tracking_number)
+                upsert.on_conflict_do_update(
+                    index_elements=[OutboxReceipt.local_tracking_number],
+                    set_={"tracking_number": upsert.excluded.tracking_number,
+                          "delivered_at": upsert.excluded.delivered_at}),
+                [{"local_tracking_number": number, "tracking_number": tracking[row_id],
+                  "delivered_at": now} for row_id, number in numbers.items()])
+            session.execute(delete(OutboxMaterial)
+                            .where(OutboxMaterial.submission_id.in_(numbers)))
+            session.execute(delete(OutboxSubmission).where(OutboxSubmission.id.in_(numbers)))
+        for row_id, number in numbers.items():
+            log.info("outbox: %s delivered as %s", number, tracking[row_id])
 
     def record_failure(self, row_id: int, error: str) -> None:
         """An attempt that may succeed later (network, 5xx, garbage): count it."""
+        self.record_failures([row_id], error)
+
+    def record_failures(self, row_ids: list[int], error: str) -> None:
+        """``record_failure`` for every row of a batch that was sent together."""
+        if not row_ids:
+            return
         with self._lazy.write_session() as session, session.begin():
-            session.execute(update(OutboxSubmission).where(OutboxSubmission.id == row_id)
+            session.execute(update(OutboxSubmission).where(OutboxSubmission.id.in_(row_ids))
                             .values(attempts=OutboxSubmission.attempts + 1,
                                     last_attempt_at=self._clock(), last_error=error[:100]))
 
@@ -411,7 +477,8 @@ class OutboxStore:
 
     def requeue(self, local_tracking_number: str) -> bool:
         """Staff: send a quarantined submission again (the back office was fixed). It goes
-        back to its original place in the queue."""
+        back to its place in the queue by age, and is sent when the worker next starts from
+        the queue's head (at once when idle, after the current pass when draining)."""
         return self._set_state(local_tracking_number, QUARANTINED, PENDING)
 
     def discard(self, local_tracking_number: str) -> bool:

@@ -362,6 +362,7 @@ def test_openapi_lists_every_path(backoffice_server):
         "/api/v1/help-requests",
         "/api/v1/service-items",
         "/api/v1/applications",
+        "/api/v1/applications:batch",
         "/api/v1/applications/search",
         "/api/v1/applications/progress/{number}",
         "/api/v1/service-items/{code}",

@@ -57,4 +57,4 @@ def test_schemathesis_stateless_checks_pass(fresh_server, tmp_path):
         capture_output=True, text=True, check=False, cwd=tmp_path, timeout=300)
     tail = result.stdout[-4000:]
     assert result.returncode == 0, tail
-    assert "Tested: 20" in result.stdout, tail
+    assert "Tested: 21" in result.stdout, tail

@@ -39,6 +39,8 @@ from kiosk.client import (
     Commitment,
     HttpBackOffice,
     Material,
+    OutgoingSubmission,
+    batch_body,
     submission_body,
 )
 from kiosk.outbox import Backoff, OutboxStore, OutboxWorker, create_key
@@ -129,6 +131,8 @@ def _warm_up() -> None:
             head = store.next_pending()
             assert head is not None
             submission_body(head.submission, number)
+            (batched,) = store.pending_batch(8, 1 << 20).deliveries
+            batch_body([OutgoingSubmission(batched.submission, number, batched.idempotency_key)])
             store.record_failure(head.row_id, "warm_up")
             store.mark_delivered(head.row_id, "BJ-WARM-UP")
             store.lookup(number)

@@ -124,6 +124,7 @@ def material_digest(marker: str, position: int, size: int) -> str:
 
 FAULTS = ("pass", "reset", "slow_before", "slow_after", "500", "500_after", "garbage",
           "garbage_after", "html_404")
+BATCH_PATH_SUFFIX = ":batch"
 
 
 class FaultProxy:
@@ -138,7 +139,11 @@ class FaultProxy:
     - ``500`` / ``500_after``: answer 500 without / after forwarding;
     - ``garbage`` / ``garbage_after``: answer 200 with random bytes without / after forwarding;
     - ``html_404``: a foreign 404 page (a misconfigured gateway);
+    - ``refuse_batch``: the contract's 404 for ``/applications:batch``, as a back office from
+      before batches answers it; everything else passes;
     - ``hold``: forward only once :meth:`release` is called (a hung back office).
+
+    ``paths`` lists the path of every request, in arrival order.
     """
 
     def __init__(self, upstream: str, hold_s: float = 1.0, seed: int = 0) -> None:
@@ -146,6 +151,7 @@ class FaultProxy:
         self.hold_s = hold_s
         self.default = "pass"
         self.applied: list[str] = []
+        self.paths: list[str] = []
         self.forwarded = 0
         self.holding = threading.Event()
         self._script: collections.deque[str] = collections.deque()
@@ -224,7 +230,16 @@ class FaultProxy:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self._lock:
+            self.paths.append(handler.path)
         mode = self._next_mode()
+        if mode == "refuse_batch":
+            if handler.path.endswith(BATCH_PATH_SUFFIX):
+                self._send(handler, 404, b'{"error":"not_found","message":"Not Found"}',
+                           {"Content-Type": "application/json"})
+                handler.close_connection = True
+                return
+            mode = "pass"
         if mode == "reset":
             # RST instead of FIN: what a client sees when the server vanished mid-request.
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,

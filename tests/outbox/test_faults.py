@@ -17,7 +17,7 @@ import pytest
 from flows.ports import BackOfficeUnavailable
 from kiosk.client import HttpBackOffice, RetryPolicy
 from kiosk.launcher import free_port
-from kiosk.outbox import Backoff, OutboxStore, OutboxWorker
+from kiosk.outbox import Backoff, BatchLimits, OutboxStore, OutboxWorker
 from kiosk.outbox.store import OutboxEntry
 from tests.outbox.fixtures import start_server
 from tests.outbox.kiosk_driver import submission
@@ -63,9 +63,10 @@ def assert_delivered_exactly_once(store: OutboxStore, server_db: str, kiosk: str
     assert (stats.pending, stats.quarantined) == (0, 0)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_faults_lose_and_duplicate_nothing(seed: int, store: OutboxStore,
-                                                  proxy: FaultProxy, outbox_server) -> None:
+@pytest.mark.parametrize(("seed", "batch_items"), [(1, 8), (2, 3), (3, 1)])
+def test_random_faults_lose_and_duplicate_nothing(seed: int, batch_items: int,
+                                                  store: OutboxStore, proxy: FaultProxy,
+                                                  outbox_server) -> None:
     rng = random.Random(seed)
     kiosk = f"K-FAULTS-{seed}"
     script = [rng.choice(FAULTS) for _ in range(40)]
@@ -73,19 +74,43 @@ def test_random_faults_lose_and_duplicate_nothing(seed: int, store: OutboxStore,
     with HttpBackOffice(proxy.url, timeout_s=CLIENT_TIMEOUT_S, retry=FAST_RETRY,
                         rng=random.Random(seed)) as client:
         worker = OutboxWorker(store, client, backoff=FAST_BACKOFF, idle_poll_s=0.05,
-                              rng=random.Random(seed))
+                              rng=random.Random(seed), batch=BatchLimits(max_items=batch_items))
         worker.start()
         try:
             enqueued = {}
-            for i in range(12):
+
+            def enqueue(i: int) -> None:
                 marker = f"faults-{seed}-{i}"
                 enqueued[marker] = store.enqueue(submission(marker, kiosk))
+
+            for i in range(12):
+                enqueue(i)
                 if i == 5:  # the rest arrive while faults are under way
                     wait_until(lambda: len(proxy.applied) >= 10)
             wait_until(lambda: store.stats().pending == 0)
+            # A batch needs fewer requests than one request per submission: go on submitting,
+            # one at a time, until every scripted fault has been met.
+            while len(proxy.applied) < len(script):
+                enqueue(len(enqueued))
+                wait_until(lambda: store.stats().pending == 0)
         finally:
             assert worker.stop() is True
     assert proxy.applied[:len(script)] == script  # every scripted fault was met
+    assert_delivered_exactly_once(store, outbox_server.db_url, kiosk, enqueued)
+
+
+def test_a_back_office_without_batches_gets_one_submission_at_a_time(
+        store: OutboxStore, proxy: FaultProxy, outbox_server) -> None:
+    kiosk = "K-FAULTS-NO-BATCH"
+    proxy.default = "refuse_batch"  # an older back office: 404 for /applications:batch
+    with HttpBackOffice(proxy.url, timeout_s=10, retry=FAST_RETRY) as client:
+        worker = OutboxWorker(store, client, backoff=FAST_BACKOFF)
+        enqueued = {f"nb-{i}": store.enqueue(submission(f"nb-{i}", kiosk)) for i in range(4)}
+        assert worker.drain() == 4
+    # One refused batch, then each submission alone, in order.
+    assert proxy.paths == ["/api/v1/applications:batch"] + ["/api/v1/applications"] * 4
+    stored = stored_applications(outbox_server.db_url, kiosk)
+    assert [s.local_tracking_number for s in stored] == list(enqueued.values())
     assert_delivered_exactly_once(store, outbox_server.db_url, kiosk, enqueued)
 
 

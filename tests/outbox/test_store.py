@@ -250,3 +250,74 @@ def test_compaction_goes_in_steps_and_can_be_interrupted(store: OutboxStore) -> 
     store.enqueue(submission("between", "K-STORE"))  # the queue is usable between steps
     assert store.compact() >= before - 2 * COMPACT_STEP_PAGES
     assert freelist() == 0
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+def _sizes(store: OutboxStore) -> dict[str, int]:
+    """Material bytes per waiting local tracking number."""
+    connection = raw(store)
+    try:
+        return dict(connection.execute(
+            "SELECT s.local_tracking_number, coalesce(sum(m.size), 0) FROM outbox_submissions s "
+            "LEFT JOIN outbox_materials m ON m.submission_id = s.id GROUP BY s.id").fetchall())
+    finally:
+        connection.close()
+
+
+def test_a_batch_is_the_oldest_rows_within_its_limits(store: OutboxStore) -> None:
+    numbers = [store.enqueue(submission(f"batch-{i}", "K-STORE")) for i in range(6)]
+    sizes = _sizes(store)
+    assert [d.local_tracking_number for d in store.pending_batch(4).deliveries] == numbers[:4]
+    assert [d.local_tracking_number for d in store.pending_batch(10).deliveries] == numbers
+    # The byte limit counts materials: the first three fit exactly, the fourth would not.
+    budget = sum(sizes[n] for n in numbers[:3])
+    assert [d.local_tracking_number
+            for d in store.pending_batch(10, budget).deliveries] == numbers[:3]
+    assert [d.local_tracking_number
+            for d in store.pending_batch(10, budget - 1).deliveries] == numbers[:2]
+    # A first row larger than the limit still goes, alone: nothing waits forever.
+    assert [d.local_tracking_number for d in store.pending_batch(10, 1).deliveries] == \
+        numbers[:1]
+    # After a row id: what the worker sends next while the previous answer is being recorded.
+    first = store.pending_batch(2).deliveries
+    after = store.pending_batch(2, after_id=first[-1].row_id).deliveries
+    assert [d.local_tracking_number for d in after] == numbers[2:4]
+    opened = {d.local_tracking_number: d for d in store.pending_batch(10).deliveries}
+    for i, number in enumerate(numbers):
+        assert opened[number].submission.materials == submission(f"batch-{i}",
+                                                                 "K-STORE").materials
+    assert not store.pending_batch(10, after_id=opened[numbers[-1]].row_id)
+
+
+def test_an_unreadable_row_does_not_hide_the_rows_behind_it(store: OutboxStore) -> None:
+    numbers = [store.enqueue(submission(f"bad-{i}", "K-STORE")) for i in range(3)]
+    connection = raw(store)
+    try:
+        connection.execute("UPDATE outbox_submissions SET payload = X'0100' "
+                           "WHERE local_tracking_number = ?", (numbers[1],))
+        connection.commit()
+    finally:
+        connection.close()
+    batch = store.pending_batch(10)
+    assert [d.local_tracking_number for d in batch.deliveries] == [numbers[0], numbers[2]]
+    assert [u.local_tracking_number for u in batch.unreadable] == [numbers[1]]
+    assert APPLICANT_ID not in repr(batch) and APPLICANT_NAME not in repr(batch)
+
+
+def test_a_batch_is_recorded_in_one_go(store: OutboxStore) -> None:
+    numbers = [store.enqueue(submission(f"many-{i}", "K-STORE")) for i in range(4)]
+    batch = store.pending_batch(3).deliveries
+    acknowledged = [(d.row_id, f"BJ2030010200000{i}") for i, d in enumerate(batch)]
+    store.mark_delivered_many(acknowledged)
+    store.mark_delivered_many(acknowledged)  # a repeat is harmless
+    store.mark_delivered_many([])
+    for i, number in enumerate(numbers[:3]):
+        entry = store.lookup(number)
+        assert entry is not None and entry.state == "delivered"
+        assert entry.tracking_number == f"BJ2030010200000{i}"
+    assert [d.local_tracking_number for d in store.pending_batch(10).deliveries] == numbers[3:]
+    assert _sizes(store).keys() == {numbers[3]}
+    store.record_failures([store.pending_batch(1).deliveries[0].row_id], "backoffice_down")
+    entry = store.lookup(numbers[3])
+    assert entry is not None and (entry.attempts, entry.last_error) == (1, "backoffice_down")

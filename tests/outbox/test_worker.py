@@ -7,15 +7,16 @@ import dataclasses
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from flows.ports import ApplicationStatus
-from kiosk.client import NO_RETRY, HttpBackOffice
-from kiosk.outbox import Backoff, OutboxStore, OutboxWorker, Outcome
+from flows.ports import ApplicationStatus, BackOfficeUnavailable
+from kiosk.client import NO_RETRY, HttpBackOffice, OutgoingSubmission, SubmissionReceipt
+from kiosk.outbox import Backoff, BatchLimits, OutboxStore, OutboxWorker, Outcome
 from tests.outbox.kiosk_driver import APPLICANT_ID, submission
-from tests.outbox.peers import stored_applications
+from tests.outbox.peers import FaultProxy, stored_applications
 
 
 @pytest.fixture
@@ -54,6 +55,23 @@ def test_drains_in_order_and_records_the_tracking_numbers(store, client, outbox_
     health = worker.health()
     assert (health.pending, health.quarantined, health.consecutive_failures) == (0, 0, 0)
     assert health.last_delivery_at is not None
+
+
+def test_delivers_in_batches_within_the_limits(store, outbox_server) -> None:
+    kiosk = "K-WORKER-BATCH"
+    numbers = [store.enqueue(submission(f"batch-{i}", kiosk)) for i in range(10)]
+    proxy = FaultProxy(outbox_server.url)
+    try:
+        with HttpBackOffice(proxy.url, timeout_s=10, retry=NO_RETRY) as client:
+            worker = OutboxWorker(store, client, batch=BatchLimits(max_items=4))
+            first = worker.step()
+            assert (first.delivered, first.quarantined, first.failed) == (4, 0, False)
+            assert worker.drain() == 6
+    finally:
+        proxy.close()
+    assert proxy.paths == ["/api/v1/applications:batch"] * 3  # 4 + 4 + 2
+    stored = stored_applications(outbox_server.db_url, kiosk)
+    assert [s.local_tracking_number for s in stored] == numbers
 
 
 def test_submitted_applications_are_found_by_id_number(store, client) -> None:
@@ -147,6 +165,73 @@ def test_background_thread_delivers_what_is_enqueued(store, client, outbox_serve
     assert not worker.running
     assert [s.local_tracking_number for s in
             stored_applications(outbox_server.db_url, kiosk)] == numbers
+
+
+def test_a_failed_recording_is_sent_again_and_replayed(store, client, outbox_server,
+                                                       monkeypatch) -> None:
+    """The thread records a batch's answer while the next batch is on its way; when recording
+    fails, those rows are still pending, go again, and are replays, not second applications."""
+    kiosk = "K-WORKER-RECORD"
+    numbers = [store.enqueue(submission(f"record-{i}", kiosk)) for i in range(7)]
+    real = store.mark_delivered_many
+    calls: list[int] = []
+
+    def flaky_record(acknowledged: list[tuple[int, str]]) -> None:
+        calls.append(len(acknowledged))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error (simulated)")
+        real(acknowledged)
+
+    monkeypatch.setattr(store, "mark_delivered_many", flaky_record)
+    worker = OutboxWorker(store, client, backoff=Backoff(base_s=0.01, max_s=0.02),
+                          idle_poll_s=0.05, batch=BatchLimits(max_items=2))
+    worker.start()
+    try:
+        wait_until(lambda: store.stats().pending == 0)
+    finally:
+        assert worker.stop() is True
+    stored = stored_applications(outbox_server.db_url, kiosk)
+    assert [s.local_tracking_number for s in stored] == numbers  # once each, in order
+    for s in stored:
+        entry = store.lookup(s.local_tracking_number)
+        assert entry is not None and entry.tracking_number == s.tracking_number
+    assert sum(calls) > len(numbers)  # the first batch was answered twice (a replay)
+
+
+class Choking:
+    """A back office that fails (unknown outcome) on any batch of more than ``fits``."""
+
+    def __init__(self, fits: int) -> None:
+        self.fits = fits
+        self.sizes: list[int] = []
+
+    def submit_application(self, *_args: object, **_kwargs: object) -> SubmissionReceipt:
+        raise AssertionError("the batch endpoint is there")
+
+    def submit_applications(self, batch: list[OutgoingSubmission]) -> list[SubmissionReceipt]:
+        self.sizes.append(len(batch))
+        if len(batch) > self.fits:
+            raise BackOfficeUnavailable("submit applications: HTTP 500 (simulated)")
+        now = datetime.now(UTC)
+        return [SubmissionReceipt(f"BJ{o.local_tracking_number[-10:]}", o.local_tracking_number,
+                                  ApplicationStatus.SUBMITTED, now, False) for o in batch]
+
+
+def test_a_failing_batch_shrinks_until_it_goes(store) -> None:
+    numbers = [store.enqueue(submission(f"shrink-{i}", "K-WORKER-SHRINK")) for i in range(12)]
+    sender = Choking(fits=3)
+    worker = OutboxWorker(store, sender, batch=BatchLimits(max_items=8))
+    assert worker.drain(max_failures=3) == 12
+    # 8 fails, 4 fails, 2 goes, then 4 would fail again... it doubles after each success and
+    # halves after each failure, so the queue keeps moving with what the back office takes.
+    sizes = sender.sizes
+    assert sizes[:3] == [8, 4, 2]
+    for before, after in zip(sizes, sizes[1:], strict=False):
+        assert after <= (before // 2 if before > 3 else before * 2)
+    assert sum(size for size in sizes if size <= 3) == 12  # every one delivered once
+    for number in numbers:
+        entry = store.lookup(number)
+        assert entry is not None and entry.state == "delivered"
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
