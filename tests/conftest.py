@@ -22,7 +22,7 @@ import pytest
 from kiosk.launcher import EmbeddedBackOffice, free_port
 
 # Real peers as fixtures: pcscd with the vpcd virtual reader, a private PostgreSQL cluster.
-pytest_plugins = ["tests.peers.pcscd", "tests.peers.postgres"]
+pytest_plugins = ["tests.peers.pcscd", "tests.peers.postgres", "tests.peers.cupsd"]
 
 TESTS = Path(__file__).resolve().parent
 DATABASES = ("sqlite", "postgresql")

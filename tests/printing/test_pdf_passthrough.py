@@ -2,16 +2,11 @@
 the very bytes to a real (private) cupsd, the simulated A4 printer keeps them, and printers
 that take no PDF (ESC/POS, the simulated receipt roll) refuse it before anything moves. And the
 whole 自助出件 journey once through cupsd's PDF queue (cups-pdf), read back with pdftotext.
-
-This module runs its own cupsd (module scope) with a cups-pdf instance of its own name: the
-session fixture of tests/peers/cupsd.py is instantiated once per module that imports it, and
-two servers sharing one cups-pdf instance config send each other's PDFs to the wrong folder.
-"""
+The cupsd is the session's (tests/peers/cupsd.py, a pytest plugin)."""
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import time
@@ -39,13 +34,7 @@ from flows.ports import ApplicationStatus
 from flows.print_job import PrintSettings, PrintStage
 from kiosk.client import HttpBackOffice
 from tests.fakes import ListAudit
-from tests.peers.cupsd import (
-    CUPS_PDF_BACKEND,
-    CUPS_PDF_CONF_DIR,
-    CupsQueue,
-    CupsServer,
-    running_cupsd,
-)
+from tests.peers.cupsd import CupsQueue, CupsServer
 from tests.test_certificate_flow import id_card, ready_for, status_of
 
 NUMBER = "ZZ530102-20261122-000457"
@@ -87,39 +76,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
     return value
-
-
-@pytest.fixture(scope="module")
-def cupsd() -> Iterator[CupsServer]:
-    if shutil.which("cupsd") is None or shutil.which("lpadmin") is None:
-        pytest.skip("cupsd/lpadmin not installed (apt-get install cups)")
-    if os.geteuid() != 0:
-        pytest.skip("a private cupsd needs root (it runs filters as lp)")
-    pytest.importorskip("cups")
-    shared = CUPS_PDF_CONF_DIR / f"cups-pdf-zizhu{os.getpid()}.conf"
-    with running_cupsd() as server:
-        server.pdf_instance += "passthrough"
-        yield server
-        kept = shared.read_text(encoding="ascii") if shared.exists() else None
-    # running_cupsd removed the instance config named for this process: another module's
-    # server's, since this one wrote its own. Put it back, remove ours.
-    if kept is not None:
-        shared.write_text(kept, encoding="ascii")
-    (CUPS_PDF_CONF_DIR / f"cups-pdf-{server.pdf_instance}.conf").unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="module")
-def cups_pdf_queue(cupsd: CupsServer) -> CupsQueue:
-    if not CUPS_PDF_BACKEND.exists():
-        pytest.skip("cups-pdf not installed (apt-get install printer-driver-cups-pdf)")
-    return cupsd.add_pdf_queue(cupsd.unique_name("zizhu-pdf"))
-
-
-@pytest.fixture
-def cups_test_queue(cupsd: CupsServer) -> Iterator[CupsQueue]:
-    queue = cupsd.add_test_queue(cupsd.unique_name("zizhu-test"))
-    yield queue
-    cupsd.delete_queue(queue.name)
 
 
 @pytest.fixture

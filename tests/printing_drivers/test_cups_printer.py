@@ -26,14 +26,7 @@ from devices.cups.printer import CupsDocumentPrinter, CupsReceiptPrinter
 from devices.cups.state import PrinterReport, assess, job_failure_code, merge
 from devices.printer import Field, Heading, Media, Paragraph, PrintDocument, QrCode
 from devices.printing.pdf import render_pdf
-from tests.peers.cupsd import (  # noqa: F401 - fixtures
-    CupsQueue,
-    CupsServer,
-    cups_ipp_queue,
-    cups_pdf_queue,
-    cups_test_queue,
-    cupsd,
-)
+from tests.peers.cupsd import CupsQueue, CupsServer
 
 JOB_CANCELED, JOB_ABORTED, JOB_COMPLETED = 7, 8, 9
 MakePrinter = Callable[..., CupsDocumentPrinter]
