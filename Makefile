@@ -31,4 +31,7 @@ translations: bootstrap
 	@$(PY) scripts/update-translations.py && $(VENV)/bin/pybabel -q compile -d kiosk/locale -D kiosk
 
 clean:
-	rm -rf var .pytest_cache tests/.out
+	rm -rf var .pytest_cache tests/.out image-build/out image-build/.cache
+
+# The disk image: `make image`, `make test-image` (image-build/README.md).
+include image-build/image.mk

@@ -23,6 +23,8 @@ DEB_PACKAGES=(
   systemd systemd-container                 # systemd-analyze, sysusers, tmpfiles; nspawn boots the units (tests/systemd)
   cage xwayland                             # the appliance's compositor: tests run the kiosk under it
   postgresql libpq5                         # the back office's second database: tests start a private cluster
+  mmdebstrap cryptsetup-bin dosfstools mtools fdisk   # image-build/: the kiosk's disk image (make image)
+  qemu-system-x86 ovmf                      # tests/image: boots that image under UEFI firmware
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 export SDL_VIDEODRIVER=offscreen KIVY_NO_ARGS=1 KIVY_NO_FILELOG=1
 .venv/bin/ruff check .
 # The UI tests run in their own process: one Kivy window per process.
-.venv/bin/pytest -q -m "not ui" "$@"
+.venv/bin/pytest -q -m "not ui and not image" "$@"
 .venv/bin/pytest -q -m ui "$@"
