@@ -24,7 +24,7 @@ from flows.ports import (
     ServiceCatalogue,
     ServiceItemInfo,
 )
-from kiosk.provision import write_atomically
+from kiosk.durable import write_atomically
 
 log = logging.getLogger(__name__)
 

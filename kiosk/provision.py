@@ -26,7 +26,6 @@ import inspect
 import os
 import pwd
 import re
-import shutil
 import stat
 import tempfile
 import tomllib
@@ -56,7 +55,7 @@ from kiosk.config import (
     load_config,
 )
 from kiosk.drivers import DRIVERS, check_drivers
-from kiosk.durable import fsync_dir
+from kiosk.durable import write_atomically
 
 DEFAULT_USER = "kiosk"
 PROBE_TIMEOUT_S = 3.0
@@ -375,54 +374,6 @@ def kiosk_owner(user: str, warnings: list[str]) -> Owner | None:
                         f"running as {user!r} will not be able to read them")
         return None
     return Owner(user, entry.pw_uid, entry.pw_gid)
-
-
-def write_atomically(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1,
-                     backup: bool = True) -> bool:
-    """Replace ``path`` with ``data`` so that a reader (or a power cut) sees the old file or the
-    new one, never a part. The previous content is kept as ``<name>.bak``. Returns False (and
-    touches nothing) when the file already holds exactly ``data`` with this mode."""
-    path = Path(path)
-    with contextlib.suppress(OSError):
-        info = path.stat()
-        if stat.S_IMODE(info.st_mode) == mode and path.read_bytes() == data \
-                and uid in (-1, info.st_uid) and gid in (-1, info.st_gid):
-            return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        try:
-            os.fchmod(fd, mode)  # before the first byte: a key is never readable by others
-            if uid != -1 or gid != -1:
-                os.fchown(fd, uid, gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if backup and path.exists():
-            _copy_atomically(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-    return True
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copy2(source, tmp)  # mode too: a key's backup stays 0600
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # --- the outbox key ---------------------------------------------------------------------------
