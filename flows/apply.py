@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from devices.camera import Camera
-from devices.contract import EventKind
 from devices.printer import Media, Printer
 from devices.vision.document import PaperKind
 from flows.apply_documents import notice_document, receipt_document
@@ -45,6 +44,7 @@ from flows.ports import (
     ServiceItemInfo,
 )
 from flows.ports import Material as SubmittedMaterial
+from flows.print_job import HeldPrints, PrintJob, PrintResult, PrintSettings
 
 # The 告知承诺 text the citizen signs is versioned: the back office keeps which one was shown.
 COMMITMENT_VERSION = "zizhu-commitment-2026-1"
@@ -138,6 +138,8 @@ class ApplyView:
     problem: ApplyProblem | None = None
     detail: str = ""
     actions: tuple[ApplyAction, ...] = ()
+    staff_reference: str = ""  # RECEIPT_NOT_PRINTED, twice: kept for staff under this
+    sensed: bool = True  # TAKE_RECEIPT: False when the printer cannot tell it was taken
 
     @property
     def can_continue(self) -> bool:
@@ -183,9 +185,11 @@ class ApplyFlow(Flow[ApplyView]):
                  audit: AuditSink, settings: ApplySettings, session_id: str,
                  now: Callable[[], datetime],
                  capture_settings: MaterialCaptureSettings | None = None,
-                 purpose: str = "apply", notice_printer: Printer | None = None) -> None:
+                 purpose: str = "apply", notice_printer: Printer | None = None,
+                 held: HeldPrints | None = None) -> None:
         """``purpose``: "apply" (the whole journey) or "guide" (办事指南: items and their
-        notices only). ``notice_printer``: the A4 printer, else the receipt printer."""
+        notices only). ``notice_printer``: the A4 printer, else the receipt printer.
+        ``held``: where a receipt that failed twice waits for staff."""
         super().__init__(ApplyView(ApplyStep.LOADING))
         self.catalogue = catalogue
         self.identify = identify
@@ -199,6 +203,7 @@ class ApplyFlow(Flow[ApplyView]):
         self.capture_settings = capture_settings or MaterialCaptureSettings()
         self.purpose = purpose
         self.notice_printer = notice_printer or printer
+        self.held = held
         self.busy_listeners = identify.busy_listeners
         identify.on_change(self._identify_changed)
         self._items: tuple[ServiceItemInfo, ...] = ()
@@ -210,8 +215,8 @@ class ApplyFlow(Flow[ApplyView]):
         self._phone = ""
         self._receipt: ApplicationReceipt | None = None
         self._submitted = False
-        self._print_attempts = 0
-        self._taken = threading.Event()
+        self._job: PrintJob | None = None
+        self._notices = 0
         self._stopped = threading.Event()
 
     # -- choosing -----------------------------------------------------------------------------
@@ -258,15 +263,20 @@ class ApplyFlow(Flow[ApplyView]):
             return
         self._show(ApplyView(ApplyStep.PRINTING, item=item))
         media = None if printer.media_kind is Media.A4 else printer.media_kind
+        self._notices += 1  # each tap is another copy (for whoever brings the papers)
         document = notice_document(item, self.settings.centre_name, self.now(), self.session_id,
-                                   self.settings.centre_phone, media)
-        result = self._await(printer.print_document(document, self.settings.print_timeout_s,
-                                                    self.session_id))
-        self.audit.record("guide.notice_printed" if result.ok else "guide.notice_failed",
+                                   self.settings.centre_phone, media, copy=self._notices)
+        # The notice is public: nothing is kept for staff, the button stays for another try.
+        job = PrintJob(document, printer=printer, audit=self.audit, session_id=self.session_id,
+                       settings=self._print_settings(), wait=self._await)
+        outcome = job.print()
+        if outcome.result is PrintResult.CANCELLED:
+            return
+        self.audit.record("guide.notice_printed" if outcome.printed else "guide.notice_failed",
                           session_id=self.session_id, device_id=printer.device_id,
-                          detail={"item": item.code, "error": result.error_code or ""})
+                          detail={"item": item.code, "error": outcome.error})
         self._show(ApplyView(ApplyStep.NOTICE, item=item,
-                             detail="notice_printed" if result.ok else "notice_failed"))
+                             detail="notice_printed" if outcome.printed else "notice_failed"))
 
     def begin(self) -> None:
         """From the notice: the citizen has what is needed and applies."""
@@ -451,55 +461,52 @@ class ApplyFlow(Flow[ApplyView]):
             waited += step
 
     # -- the receipt --------------------------------------------------------------------------
+    def _print_settings(self) -> PrintSettings:
+        return PrintSettings(self.settings.print_timeout_s, self.settings.take_timeout_s)
+
     def _print_receipt(self) -> None:
         receipt, item, document = self._receipt, self._item, self.identify.document
         assert receipt is not None and item is not None and document is not None
-        self._print_attempts += 1
         self._show(ApplyView(ApplyStep.PRINTING, item=item, receipt=receipt))
-        printer = self.printer
-        if printer is None:
-            self._receipt_failed("not_installed")
+        if self.printer is None:
+            self._receipt_failed("not_installed", reprint=False)
             return
-        paper = receipt_document(receipt, item, document, self.settings,
-                                 [(m.name, m.copies) for m in item.materials
-                                  if self._states.get(m.code) is MaterialState.CAPTURED])
-        self._taken.clear()
-        unsubscribe = printer.subscribe(
-            lambda e: self._taken.set() if e.kind is EventKind.MEDIA_TAKEN else None)
-        try:
-            result = self._await(printer.print_document(
-                paper, self.settings.print_timeout_s, self.session_id))
-            if not result.ok:
-                self.audit.record("apply.receipt_failed", session_id=self.session_id,
-                                  device_id=printer.device_id,
-                                  detail={"completion": str(result.completion),
-                                          "error": result.error_code or ""})
-                self._receipt_failed(result.error_code or str(result.completion))
-                return
-            # The same record PrintJob writes: maintenance and metrics count pages from it.
-            self.audit.record("print.printed", session_id=self.session_id,
-                              device_id=printer.device_id,
-                              detail={"kind": paper.kind, "pages": result.data.pages if result.data else 0,
-                                      "duplicate": bool(result.data and result.data.duplicate),
-                                      "attempt": self._print_attempts})
-            self._show(ApplyView(ApplyStep.TAKE_RECEIPT, item=item, receipt=receipt,
-                                 actions=(ApplyAction.FINISH,)))
-            self._taken.wait(self.settings.take_timeout_s)
-        finally:
-            unsubscribe()
+        job = self._job
+        if job is None:
+            paper = receipt_document(receipt, item, document, self.settings,
+                                     [(m.name, m.copies) for m in item.materials
+                                      if self._states.get(m.code) is MaterialState.CAPTURED])
+            job = self._job = PrintJob(paper, printer=self.printer, audit=self.audit,
+                                       session_id=self.session_id,
+                                       settings=self._print_settings(), held=self.held,
+                                       wait=self._await)
+        outcome = job.print()
+        if outcome.result is PrintResult.CANCELLED:
+            return  # the session ended meanwhile; the application is in the outbox
+        if not outcome.printed:
+            self.audit.record("apply.receipt_failed", session_id=self.session_id,
+                              device_id=self.printer.device_id,
+                              detail={"error": outcome.error,
+                                      "reference": outcome.staff_reference or ""})
+            self._receipt_failed(outcome.error, reprint=job.can_reprint,
+                                 staff_reference=outcome.staff_reference or "")
+            return
+        self._show(ApplyView(ApplyStep.TAKE_RECEIPT, item=item, receipt=receipt,
+                             actions=(ApplyAction.FINISH,), sensed=job.view.sensed))
+        taken = job.wait_taken()
         self.audit.record("apply.done", session_id=self.session_id,
-                          detail={"item": item.code, "taken": self._taken.is_set()})
+                          detail={"item": item.code, "taken": taken})
         self._show(ApplyView(ApplyStep.DONE, item=item, receipt=receipt))
 
-    def _receipt_failed(self, detail: str) -> None:
+    def _receipt_failed(self, detail: str, *, reprint: bool, staff_reference: str = "") -> None:
         # The application is stored whatever happens to the paper: the screen shows the
-        # number, and staff can print the receipt from the back office.
+        # number, and staff print the receipt (the kept copy, or from the back office).
         actions = (ApplyAction.REPRINT, ApplyAction.CALL_STAFF, ApplyAction.FINISH)
-        if self._print_attempts > 1:
+        if not reprint:
             actions = actions[1:]
         self._show(ApplyView(ApplyStep.FAILED, item=self._item, receipt=self._receipt,
                              problem=ApplyProblem.RECEIPT_NOT_PRINTED, detail=detail,
-                             actions=actions))
+                             actions=actions, staff_reference=staff_reference))
 
     def reprint(self) -> None:
         view = self.view
@@ -508,7 +515,8 @@ class ApplyFlow(Flow[ApplyView]):
 
     def finish(self) -> None:
         """Done with the receipt (or without it): the journey ends."""
-        self._taken.set()
+        if self._job is not None:
+            self._job.taken()
         if self._receipt is not None and self.view.step in (ApplyStep.TAKE_RECEIPT,
                                                             ApplyStep.FAILED):
             self._show(ApplyView(ApplyStep.DONE, item=self._item, receipt=self._receipt))
@@ -531,7 +539,8 @@ class ApplyFlow(Flow[ApplyView]):
 
     def cancel(self) -> None:
         super().cancel()
-        self._taken.set()
+        if self._job is not None:
+            self._job.cancel()
         self._stopped.set()
         if self._capture is not None:
             self._capture.cancel()
@@ -546,7 +555,7 @@ class ApplyFlow(Flow[ApplyView]):
         self._results.clear()
         self._capture = self._capture_code = None
         self._phone = ""
-        self._receipt = None
+        self._receipt = self._job = None  # the job holds the receipt, with the name on it
         with self._lock:
             self._view = ApplyView(ApplyStep.CANCELLED)
 

@@ -83,9 +83,10 @@ def notice_data(item: ServiceItemInfo, centre_name: str, printed_at: datetime,
 
 
 def notice_document(item: ServiceItemInfo, centre_name: str, printed_at: datetime,
-                    session_id: str, phone: str = "", media: Media | None = None) -> PrintDocument:
-    """A4 by default; ``media`` for a roll printer when there is no A4 one."""
+                    session_id: str, phone: str = "", media: Media | None = None,
+                    copy: int = 1) -> PrintDocument:
+    """A4 by default; ``media`` for a roll printer when there is no A4 one. ``copy``: the
+    how-many-th this session asked for; each is a print of its own (its own job key)."""
     return print_templates().render(
         "one_time_notice", notice_data(item, centre_name, printed_at, phone),
-        # A citizen may print a notice once per session; another session gets its own.
-        job_key=f"notice:{session_id}:{item.code}", media=media)
+        job_key=f"notice:{session_id}:{item.code}:{copy}", media=media)

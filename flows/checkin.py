@@ -6,13 +6,13 @@ check-in itself goes to the back office. An unsigned code is looked up there fir
 
 Every way this can go wrong has its own ``Problem`` (its own screen) and its own way back;
 a check-in the back office accepted is never lost to a printer fault: the ticket number stays
-on the screen and staff can reprint it.
+on the screen. The ticket prints through ``PrintJob`` like every document: one reprint, then
+it is kept for staff to reprint and the citizen is given its reference.
 """
 
 from __future__ import annotations
 
 import enum
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devices.barcode import BarcodeReader
-from devices.contract import Completion, EventKind
+from devices.contract import Completion
 from devices.printer import ReceiptPrinter
 from flows.appointment_code import (
     CodeRejected,
@@ -47,6 +47,7 @@ from flows.ports import (
     QueueTicket,
     UsedCodes,
 )
+from flows.print_job import HeldPrints, PrintJob, PrintResult, PrintSettings
 from flows.privacy import mask_name
 from flows.tickets import queue_ticket_document
 
@@ -137,6 +138,8 @@ class CheckInView:
     problem: Problem | None = None
     detail: str = ""  # a device error code, a date, a centre name: never personal data
     actions: tuple[Action, ...] = ()
+    staff_reference: str = ""  # PRINT_FAILED, twice: the ticket is kept for staff under this
+    sensed: bool = True  # TAKE_TICKET: False when the printer cannot tell it was taken
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ class CheckInFlow(Flow[CheckInView]):
         now: Callable[[], datetime],
         today: Callable[[], date] | None = None,
         translate: Translate = lambda s: s,
+        held: HeldPrints | None = None,
     ) -> None:
         """``now`` is aware, in the centre's zone (a signed code's slot is its wall clock);
         ``today`` defaults to its date."""
@@ -183,13 +187,13 @@ class CheckInFlow(Flow[CheckInView]):
         self.now = now
         self.today = today or (lambda: now().date())
         self._ = translate
+        self.held = held
         self._code: str | None = None
         self._appointment: Appointment | None = None
         self._place = ""  # a signed code's window/area hint
         self._ticket: QueueTicket | None = None
         self._checkin_key: str | None = None
-        self._print_attempts = 0
-        self._taken = threading.Event()
+        self._job: PrintJob | None = None
         self._retry: Callable[[], None] | None = None
 
     # -- scanning ---------------------------------------------------------------------------
@@ -337,46 +341,46 @@ class CheckInFlow(Flow[CheckInView]):
     def _print(self) -> None:
         ticket = self._ticket
         assert ticket is not None
-        self._print_attempts += 1
+        job = self._job
+        if job is None:
+            document = queue_ticket_document(ticket, self.settings.centre_id, self._)
+            job = self._job = PrintJob(
+                document, printer=self.printer, audit=self.audit, session_id=self.session_id,
+                settings=PrintSettings(self.settings.print_timeout_s,
+                                       self.settings.take_timeout_s),
+                held=self.held, wait=self._await)
         self._show(CheckInView(Step.PRINTING, ticket=ticket))
-        document = queue_ticket_document(ticket, self.settings.centre_id, self._)
-        self._taken.clear()
-        unsubscribe = self.printer.subscribe(
-            lambda e: self._taken.set() if e.kind is EventKind.MEDIA_TAKEN else None)
-        try:
-            result = self._await(self.printer.print_document(
-                document, self.settings.print_timeout_s, self.session_id))
-            if not result.ok:
-                self.audit.record("checkin.print_failed", session_id=self.session_id,
-                                  device_id=self.printer.device_id,
-                                  detail={"completion": str(result.completion),
-                                          "error": result.error_code or "",
-                                          "ticket": ticket.number})
-                actions = _ACTIONS[Problem.PRINT_FAILED]
-                if self._print_attempts > 1:  # reprint is offered once, then staff takes over
-                    actions = tuple(a for a in actions if a is not Action.RETRY_PRINT)
-                self._show(CheckInView(Step.FAILED, ticket=ticket, problem=Problem.PRINT_FAILED,
-                                       detail=result.error_code or str(result.completion),
-                                       actions=actions))
-                return
-            # The same record PrintJob writes: maintenance and metrics count pages from it.
-            self.audit.record("print.printed", session_id=self.session_id,
+        outcome = job.print()
+        if outcome.result is PrintResult.CANCELLED:
+            return  # the session ended meanwhile
+        if not outcome.printed:
+            self.audit.record("checkin.print_failed", session_id=self.session_id,
                               device_id=self.printer.device_id,
-                              detail={"kind": document.kind, "pages": result.data.pages if result.data else 0,
-                                      "duplicate": bool(result.data and result.data.duplicate),
-                                      "attempt": self._print_attempts})
-            self._show(CheckInView(Step.TAKE_TICKET, ticket=ticket, actions=(Action.HOME,)))
-            self._taken.wait(self.settings.take_timeout_s)
-        finally:
-            unsubscribe()
+                              detail={"error": outcome.error, "ticket": ticket.number,
+                                      "reference": outcome.staff_reference or ""})
+            actions = _ACTIONS[Problem.PRINT_FAILED]
+            if not job.can_reprint:  # reprint is offered once, then staff takes over
+                actions = tuple(a for a in actions if a is not Action.RETRY_PRINT)
+            self._show(CheckInView(Step.FAILED, ticket=ticket, problem=Problem.PRINT_FAILED,
+                                   detail=outcome.error, actions=actions,
+                                   staff_reference=outcome.staff_reference or ""))
+            return
+        self._show(CheckInView(Step.TAKE_TICKET, ticket=ticket, actions=(Action.HOME,),
+                               sensed=job.view.sensed))
+        taken = job.wait_taken()
         self.audit.record("checkin.done", session_id=self.session_id,
-                          detail={"ticket": ticket.number, "taken": self._taken.is_set()})
+                          detail={"ticket": ticket.number, "taken": taken})
         self._show(CheckInView(Step.DONE, ticket=ticket))
 
     def retry_print(self) -> None:
         view = self.view
         if view.problem is Problem.PRINT_FAILED and Action.RETRY_PRINT in view.actions:
             self._print()
+
+    def taken(self) -> None:
+        """The citizen has the ticket (or is done with the screen)."""
+        if self._job is not None:
+            self._job.taken()
 
     def retry(self) -> None:
         """Try the step the back office could not answer again (same idempotency key)."""
@@ -386,7 +390,8 @@ class CheckInFlow(Flow[CheckInView]):
 
     def cancel(self) -> None:
         super().cancel()
-        self._taken.set()
+        if self._job is not None:
+            self._job.cancel()
 
     # -- problems ---------------------------------------------------------------------------
     def _unavailable(self, error: BackOfficeError, retry: Callable[[], None]) -> None:
@@ -406,7 +411,7 @@ class CheckInFlow(Flow[CheckInView]):
     def wipe(self) -> None:
         """Session end: forget the appointment, the name, the ticket."""
         self.cancel()
-        self._code = self._appointment = self._ticket = None
+        self._code = self._appointment = self._ticket = self._job = None
         self._place = ""
         self._checkin_key = self._retry = None
         with self._lock:

@@ -116,6 +116,7 @@ class Kiosk:
             session_id=session.id,
             now=self.now,
             translate=self.i18n.gettext,
+            held=self.held_prints,
         )
         flow.busy_listeners.append(self.sessions.device_busy)
         session.on_end(flow.wipe)
@@ -204,7 +205,8 @@ class Kiosk:
             settings=ApplySettings(kiosk.id, kiosk.centre_id, kiosk.centre_label,
                                    print_timeout_s=t.print_s, take_timeout_s=t.take_s),
             session_id=session.id, now=self.now, purpose=purpose,
-            notice_printer=a4 if usable_a4 else None)  # type: ignore[arg-type]
+            notice_printer=a4 if usable_a4 else None,  # type: ignore[arg-type]
+            held=self.held_prints)
         session.on_end(flow.wipe)
         return flow
 

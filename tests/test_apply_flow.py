@@ -30,6 +30,7 @@ from flows.material_capture import CaptureStep, MaterialCaptureSettings
 from kiosk.app import KioskOutbox
 from kiosk.catalogue_cache import CachedCatalogue
 from kiosk.client import NO_RETRY, HttpBackOffice
+from kiosk.held_prints import HeldPrintStore
 from kiosk.launcher import EmbeddedBackOffice, free_port
 from kiosk.outbox import OutboxStore, OutboxWorker, create_key
 from tests.fakes import ListAudit
@@ -68,6 +69,7 @@ class Kiosk:
         self.printer = SimReceiptPrinter(output_dir=folder / "prints", auto_take_s=None,
                                          print_delay_s=0)
         self.audit = ListAudit()
+        self.held = HeldPrintStore.open(folder / "data", key)
 
     def flow(self, **settings: object) -> ApplyFlow:
         identify = IdentifyFlow(id_card=self.id_card, smart_card=None, audit=self.audit,
@@ -80,7 +82,7 @@ class Kiosk:
                                    print_timeout_s=5, take_timeout_s=0.2,
                                    **settings),  # type: ignore[arg-type]
             session_id="S-APPLY", now=lambda: datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI),
-            capture_settings=MaterialCaptureSettings(auto_capture_frames=3))
+            capture_settings=MaterialCaptureSettings(auto_capture_frames=3), held=self.held)
 
     def close(self) -> None:
         if self.worker is not None:
@@ -265,12 +267,24 @@ def test_a_receipt_that_does_not_print_is_offered_once_more_and_nothing_is_lost(
     assert view.receipt is not None and ApplyAction.REPRINT in view.actions
     stored = kiosk.store.lookup(view.receipt.local_tracking_number)
     assert stored is not None  # the application is in the outbox whatever the paper did
+    assert view.staff_reference == "" and kiosk.held.list() == []
     flow.reprint()  # still jammed
-    assert flow.view.problem is ApplyProblem.RECEIPT_NOT_PRINTED
-    assert ApplyAction.REPRINT not in flow.view.actions
-    assert ApplyAction.CALL_STAFF in flow.view.actions
+    view = flow.view
+    assert view.problem is ApplyProblem.RECEIPT_NOT_PRINTED
+    assert ApplyAction.REPRINT not in view.actions
+    assert ApplyAction.CALL_STAFF in view.actions
+    # Kept for staff, under the reference the screen shows; it reprints from the kiosk.
+    [held] = kiosk.held.list()
+    assert (held.reference, held.kind) == (view.staff_reference, "application_receipt")
+    assert ("apply.receipt_failed", "S-APPLY",
+            {"error": "paperJammed", "reference": held.reference}) in kiosk.audit.rows
+    number = view.receipt.number
     flow.finish()
     assert flow.view.step is ApplyStep.DONE
+    flow.wipe()
+    kiosk.printer.clear_jam()
+    assert kiosk.held.reprint(held.reference, kiosk.printer, 5).ok
+    assert number in printed_text(kiosk) and kiosk.held.list() == []
 
 
 def test_without_a_camera_the_citizen_is_told_before_identifying(kiosk):
@@ -335,3 +349,20 @@ def test_the_kiosk_fetches_its_catalogue_copy_in_the_background(tmp_path, demo_b
         refresher.stop()
         client.close()
     assert refresher._thread is None
+
+
+def test_each_tap_on_print_notice_prints_another_copy(kiosk):
+    flow = kiosk.flow()
+    flow.start()
+    flow.choose("HJ001")
+    flow.print_notice()
+    assert flow.view.step is ApplyStep.NOTICE and flow.view.detail == "notice_printed"
+    flow.print_notice()  # a second copy, for the family member who will bring the papers
+    assert flow.view.detail == "notice_printed"
+    assert len(kiosk.printer.printed) == 2
+    kiosk.printer.run_out_after(0)  # the status says so: refused before anything is sent
+    flow.print_notice()
+    assert flow.view.detail == "printer_unavailable" and flow.view.step is ApplyStep.NOTICE
+    assert len(kiosk.printer.printed) == 2
+    kinds = [d["kind"] for k, _s, d in kiosk.audit.rows if k == "print.printed"]
+    assert kinds == ["one_time_notice", "one_time_notice"]

@@ -21,6 +21,8 @@ from devices.sim import SimBarcodeReader, SimReceiptPrinter
 from flows.appointment_code import public_key_from_base64
 from flows.checkin import Action, CheckInFlow, CheckInSettings, Problem, Step
 from flows.ports import AppointmentNotFound, AppointmentStatus, QueueTicket
+from kiosk.held_prints import HeldPrintStore
+from kiosk.outbox import create_key
 from tests.fakes import TODAY, FakeBackOffice, ListAudit, MemoryUsedCodes, appointment
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -177,6 +179,26 @@ def test_paper_out_keeps_the_ticket_on_screen_and_offers_one_reprint(rig, tmp_pa
     assert Action.RETRY_PRINT not in rig.flow.view.actions  # reprint offered once only
     assert rig.used.is_used("id-APT-0001")  # the check-in itself stands
     assert list(tmp_path.glob("*.txt")) == []
+
+
+def test_a_ticket_that_fails_twice_is_kept_for_staff_with_its_reference_on_screen(tmp_path):
+    rig = Rig(tmp_path / "prints")
+    store = HeldPrintStore.open(tmp_path / "data", create_key(tmp_path / "outbox.key"))
+    rig.flow.held = store
+    rig.printer.jam()
+    rig.flow.submit_code("APT-0001")
+    rig.flow.confirm()
+    assert rig.flow.view.staff_reference == "" and store.list() == []
+    rig.flow.retry_print()
+    view = rig.flow.view
+    assert view.problem is Problem.PRINT_FAILED and view.actions == (Action.CALL_STAFF,
+                                                                     Action.HOME)
+    [held] = store.list()
+    assert (held.reference, held.kind) == (view.staff_reference, "queue_ticket")
+    rig.flow.wipe()
+    rig.printer.clear_jam()
+    assert store.reprint(held.reference, rig.printer, 5).ok  # staff, from maintenance mode
+    assert "A001" in rig.printer.printed[-1].with_suffix(".txt").read_text(encoding="utf-8")
 
 
 def test_reprint_after_refill_prints_once(rig, tmp_path):

@@ -253,7 +253,7 @@ class Controller:
                                            on_back=self.leave_journey)
             self._show("confirm", lambda: self.render_checkin(flow, flow.view))
         elif view.step is Step.TAKE_TICKET and view.ticket is not None:
-            self.screens["ticket"].render(_, view.ticket, on_done=flow.cancel)
+            self.screens["ticket"].render(_, view.ticket, on_done=flow.taken)
             self._show("ticket", lambda: self.render_checkin(flow, flow.view))
         elif view.step is Step.DONE:
             self.end_session(EndReason.COMPLETED)
@@ -262,6 +262,8 @@ class Controller:
             message = _(message).format(detail=view.detail)
             if view.detail in texts.PRINT_ERRORS:
                 message = _(texts.PRINT_ERRORS[view.detail]) + " " + message
+            if view.staff_reference:
+                message += " " + _(texts.KEPT_FOR_STAFF).format(reference=view.staff_reference)
             actions = [(str(a), _(texts.ACTIONS[a]), self._action(flow, a)) for a in view.actions]
             self.screens["problem"].render(_, _(title), message, view.ticket, actions)
             self._show("problem", lambda: self.render_checkin(flow, flow.view))
@@ -403,10 +405,12 @@ class Controller:
         elif view.step is ApplyStep.FAILED and view.problem is not None:
             title, message = texts.APPLY_PROBLEMS[view.problem]
             detail = view.receipt.number if view.receipt is not None else view.detail
+            message = _(message).format(detail=detail)
+            if view.staff_reference:
+                message += " " + _(texts.KEPT_FOR_STAFF).format(reference=view.staff_reference)
             actions = [(str(a), _(texts.APPLY_ACTIONS[a]), self._apply_action(flow, a))
                        for a in view.actions]
-            self.screens["problem"].render(_, _(title), _(message).format(detail=detail), None,
-                                           actions)
+            self.screens["problem"].render(_, _(title), message, None, actions)
             self._show("problem", again)
         elif view.step is ApplyStep.CANCELLED and self.session is not None:
             self.show_home()

@@ -300,6 +300,10 @@ PRINT_PROBLEMS: dict[PrintProblem, tuple[str, str]] = {
     ),
 }
 
+# A ticket or receipt that failed twice: kept on the kiosk for staff (the number is on screen).
+KEPT_FOR_STAFF = N_("Staff can print it for you from this kiosk; show them this reference: "
+                    "{reference}.")
+
 PRINT_ACTIONS: dict[PrintAction, str] = {
     PrintAction.RETRY_PRINT: N_("Print again"),
     PrintAction.TAKEN: N_("I have taken it"),
