@@ -58,6 +58,9 @@ ACTIONS: dict[str, tuple[str, frozenset[str], str, bool]] = {
     "reject": ("不予批准", frozenset({"submitted", "accepted", "in_review",
                                       "supplement_needed"}), "rejected", True),
     "ready": ("出证：待领取", frozenset({"approved"}), "ready", False),
+    # 窗口发证: handed over at the desk after checking the ID (the copy a kiosk kept for staff
+    # when the citizen's own print failed, or one printed here).
+    "hand_over": ("窗口发证：已领取", frozenset({"ready"}), "collected", False),
 }
 
 
@@ -351,6 +354,8 @@ def apply_action(a: models.Application, action: str, note: str, settings: Settin
     a.status = ApplicationStatus(target).value
     a.updated_at = now
     a.note = note
+    if target == "collected":
+        a.collected_at = now
     if target == "ready":
         a.ready_at = now
         a.result_title = a.result_title or a.service_name

@@ -519,8 +519,14 @@ class MaintenanceMenuScreen(KioskScreen):
         if outcome.duplicate:
             return _("{document} had printed already; nothing new came out").format(
                 document=name)
-        return _("Reprinted: {document}, {pages} page(s)").format(document=name,
+        done = _("Reprinted: {document}, {pages} page(s)").format(document=name,
                                                                   pages=outcome.pages)
+        if outcome.kind == "certificate":
+            # The citizen is not at the kiosk to confirm collection: staff do, at the desk.
+            done += " " + _("Hand it over at the desk after checking the ID, then mark it "
+                            "handed over (窗口发证) in the back office; its number is on the "
+                            "certificate.")
+        return done
 
     def _network(self, report: NetworkReport | None) -> None:
         _ = self._

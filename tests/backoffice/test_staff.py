@@ -79,6 +79,15 @@ def test_a_submission_goes_from_the_list_to_ready_for_pickup(bo):
     result = bo.get(f"/staff/applications/{number}/result")
     assert result.content.startswith(b"%PDF")
 
+    # Handed over at the desk (a kiosk's print failed and staff reprinted the kept copy).
+    assert act(bo, number, "hand_over").status_code == 303
+    progress = bo.get(f"/api/v1/applications/progress/{number}").json()
+    assert progress["status"] == "collected" and progress["history"][-1]["step"] == "collected"
+    ready = bo.post("/api/v1/applications/ready-for-pickup", json={
+        "id_number": APPLICANT_ID, "document_type": "residentId", "session_id": "s"}).json()
+    assert number not in [r["tracking_number"] for r in ready]  # the kiosk won't print it again
+    assert "/actions/" not in bo.get(f"/staff/applications/{number}").text
+
 
 def test_decisions_follow_the_rules(bo):
     number = submit(bo)

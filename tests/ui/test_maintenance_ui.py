@@ -179,6 +179,7 @@ def test_kept_documents_are_listed_reprinted_and_discarded(fresh):
     ui.tap(f"held:reprint:{kept}")
     ui.wait_for(lambda: f"held:done:{kept}" in ui.ids(), "the reprint's result")
     assert "已补打" in ui.find(f"held:done:{kept}").text
+    assert "窗口发证" in ui.find(f"held:done:{kept}").text  # collection is staff's, at the desk
     assert f"held:{kept}" not in ui.ids()
     printed = sorted((ui.prints / "a4").glob("*-certificate.txt"))
     assert printed and tracking in printed[-1].read_text(encoding="utf-8")
