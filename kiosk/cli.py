@@ -1,4 +1,10 @@
-"""``kiosk``: run the kiosk, or check a config file, for technicians and testers."""
+"""``kiosk``: run the kiosk, or check a config file, for technicians and testers.
+
+Imports are made where they are needed: ``kiosk screen`` runs on a CPU the app cannot run on,
+so nothing built for x86-64-v2 (NumPy, OpenCV) may load on its way (what the parser loads,
+pydantic and cryptography, is built for the baseline: checked under ``qemu-x86_64 -cpu
+qemu64``), and ``kiosk run`` must reach systemd before Kivy loads.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from kiosk.config import ConfigError, KioskConfig, load_config
-from kiosk.drivers import check_drivers
-
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
+    from kiosk.config import KioskConfig
 
 DEFAULT_CONFIG = Path("assets/config/demo.toml")
 log = logging.getLogger("kiosk")
@@ -70,7 +74,14 @@ def check_font() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from kiosk import notify
+
     setup_logging(args.verbose)
+    # First: building the kiosk blocks the UI loop that pings the watchdog (kiosk.notify).
+    notify.extend_watchdog_for_startup()
+    from kiosk.config import ConfigError, load_config
+    from kiosk.drivers import check_drivers
+
     try:
         config = load_config(args.config)
         check_drivers(config)
@@ -99,13 +110,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_out_of_service(args: argparse.Namespace) -> int:
     """暂停服务: the static screen systemd shows when the kiosk keeps failing to start."""
+    from kiosk import notify
+
     setup_logging()
+    notify.extend_watchdog_for_startup()
     from kiosk.ui.app import run_out_of_service
 
     return run_out_of_service(args.config, fullscreen=not args.windowed)
 
 
+def cmd_screen(args: argparse.Namespace) -> int:
+    """What the units start: cage with the app in it (kiosk.compositor)."""
+    from kiosk import compositor
+
+    setup_logging()
+    machine = compositor.Machine(cpuinfo=args.cpuinfo, sysfs=args.sysfs,
+                                 firmware=args.firmware)
+    return compositor.start(args.app, args.config, cage=args.cage, machine=machine,
+                            dry_run=args.dry_run)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from kiosk.config import ConfigError, load_config
+    from kiosk.drivers import check_drivers
+
     try:
         config = load_config(args.config)
         check_drivers(config)
@@ -144,6 +172,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
             client_cert=args.client_cert, client_key=args.client_key,
             qr_keys=dict(_pair(spec, "--qr-key") for spec in args.qr_key),
             drop_qr_keys=args.drop_qr_key, orientation=args.orientation,
+            rotation=args.rotation, renderer=args.renderer,
             data_dir=args.data_dir, outbox_key=args.outbox_key,
             devices=dict(p.parse_device(spec) for spec in args.device),
             drop_devices=args.no_device)
@@ -210,7 +239,11 @@ def add_provision_arguments(parser: argparse.ArgumentParser) -> None:
     a("--qr-key", action="append", default=[], metavar="ID=BASE64",
       help="trust this Ed25519 key for signed appointment codes (repeatable)")
     a("--drop-qr-key", action="append", default=[], metavar="ID", help="stop trusting a key")
-    a("--orientation", choices=("landscape", "portrait"))
+    a("--orientation", choices=("landscape", "portrait"), help="how the screens are laid out")
+    a("--rotation", type=int, choices=(0, 90, 180, 270),
+      help="degrees clockwise the picture is turned, for a panel mounted turned")
+    a("--renderer", choices=("auto", "gles2", "pixman"),
+      help="how cage draws: auto (by the GPU's driver), gles2 (GPU), pixman (CPU)")
     a("--data-dir", type=Path)
     a("--outbox-key", type=Path, help="outbox key file (default: <data_dir>/outbox.key)")
     a("--device", action="append", default=[], metavar="NAME=DRIVER[,SETTING=VALUE...]",
@@ -226,6 +259,7 @@ def add_provision_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from kiosk import metrics
+    from kiosk.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)
@@ -261,6 +295,21 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     out.add_argument("--windowed", action="store_true", help="not full-screen (development)")
     out.set_defaults(func=cmd_out_of_service)
+    screen = sub.add_parser(
+        "screen", help="start cage with the kiosk or its out-of-service screen in it (what the "
+        "systemd units run): checks the CPU, applies [display]")
+    screen.add_argument("app", choices=("run", "out-of-service"),
+                        help="the kiosk command cage runs")
+    screen.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    screen.add_argument("--cage", default="/usr/bin/cage", help="the compositor (cage 0.1.4)")
+    screen.add_argument("--dry-run", action="store_true",
+                        help="print the command instead of running it")
+    screen.add_argument("--cpuinfo", type=Path, default=Path("/proc/cpuinfo"),
+                        help=argparse.SUPPRESS)
+    screen.add_argument("--sysfs", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
+    screen.add_argument("--firmware", type=Path, default=Path("/lib/firmware"),
+                        help=argparse.SUPPRESS)
+    screen.set_defaults(func=cmd_screen)
     check = sub.add_parser("check-config", help="validate a config file and its drivers")
     check.add_argument("config", type=Path)
     check.set_defaults(func=cmd_check_config)

@@ -353,6 +353,33 @@ def _check_pin_hash(value: str) -> str:
     return value
 
 
+ROTATIONS: tuple[int, ...] = (0, 90, 180, 270)
+RENDERERS: tuple[str, ...] = ("auto", "gles2", "pixman")
+
+
+class DisplaySection(_Model):
+    """``[display]``: how the compositor drives the panel. Read by ``kiosk screen`` before cage
+    starts (a change takes effect when the kiosk restarts), so it lives in this file on the data
+    partition rather than in a unit drop-in on the read-only root."""
+
+    rotation: Literal[0, 90, 180, 270] = Field(
+        0, description="Clockwise rotation of the picture in degrees, for a panel mounted "
+                       "turned: a landscape panel standing upright shows kiosk.orientation = "
+                       "\"portrait\" with 90 (or 270, by which way it was turned).")
+    renderer: Literal["auto", "gles2", "pixman"] = Field(
+        "auto", description="How cage draws: gles2 on the GPU, pixman on the CPU (a GPU that "
+                            "Mesa has no driver for, where gles2 crashes); auto picks by the "
+                            "GPU's kernel driver.")
+
+    @field_validator("rotation", mode="before")
+    @classmethod
+    def _no_bool_rotation(cls, value: object) -> object:
+        # TOML's true is Python's 1, and false would pass as 0 degrees.
+        if isinstance(value, bool):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
+
+
 class MaintenanceSection(_Model):
     """``[maintenance]``: how technicians get into maintenance mode on the touch screen."""
 
@@ -411,6 +438,8 @@ class _ConfigFile(_Model):
                                             description="Maintenance mode.")
     outbox: OutboxSection = Field(default_factory=OutboxSection,
                                   description="The encrypted outbox.")
+    display: DisplaySection = Field(default_factory=DisplaySection,
+                                    description="The panel: rotation and renderer.")
     devices: dict[DeviceName, DeviceConfig] = Field(
         default_factory=dict, description="The devices this kiosk has; a missing table means "
                                           "the kiosk lacks that device.")
@@ -437,31 +466,12 @@ class KioskConfig(_ConfigFile):
 def load_config(path: Path) -> KioskConfig:
     """Read and validate the configuration file; raise :class:`ConfigError` on any problem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise ConfigError(f"{path}: cannot read the configuration file: {reason}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(_syntax_error(path, text, e)) from None
+    text = _read_text(path)
+    data = _parse(path, text)
     try:
         parsed = _ConfigFile.model_validate(data)
     except ValidationError as e:
-        locator = _KeyLocator(text)
-        problems = sorted(
-            (_describe(err, locator) for err in e.errors(include_url=False)),
-            key=lambda p: p[0],
-        )
-        raise ConfigError(
-            "\n".join(f"{path}:{line}: {key}: {msg}" for line, key, msg in problems)
-        ) from None
+        raise _invalid(path, text, e) from None
     config = KioskConfig(
         kiosk=parsed.kiosk,
         backoffice=parsed.backoffice,
@@ -469,11 +479,58 @@ def load_config(path: Path) -> KioskConfig:
         appointment_codes=parsed.appointment_codes,
         maintenance=parsed.maintenance,
         outbox=parsed.outbox,
+        display=parsed.display,
         devices=parsed.devices,
         source=path,
     )
     config._text = text
     return config
+
+
+def load_display(path: Path) -> DisplaySection:
+    """Only the ``[display]`` table, for the launcher that starts the compositor: a problem
+    elsewhere in the file (which the app reports on screen) must not turn the screen sideways.
+    Raises :class:`ConfigError` when the file or that table cannot be used."""
+    path = Path(path)
+    text = _read_text(path)
+    table = _parse(path, text).get("display", {})
+    try:
+        return DisplaySection.model_validate(table)
+    except ValidationError as e:
+        raise _invalid(path, text, e, within=("display",)) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ConfigError(f"{path}: cannot read the configuration file: {reason}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.start})") from None
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(_syntax_error(path, text, e)) from None
+
+
+def _invalid(path: Path, text: str, error: ValidationError,
+             within: tuple[str, ...] = ()) -> ConfigError:
+    """Every problem of ``error``, one ``file:line: key: message`` line each, in file order;
+    ``within`` is the table that was validated on its own."""
+    locator = _KeyLocator(text)
+    problems = sorted(
+        (_describe({**err, "loc": (*within, *err["loc"])}, locator)
+         for err in error.errors(include_url=False)),
+        key=lambda p: p[0],
+    )
+    return ConfigError("\n".join(f"{path}:{line}: {key}: {msg}" for line, key, msg in problems))
 
 
 # --- error messages -----------------------------------------------------------------------
@@ -555,7 +612,9 @@ def _describe(err: Mapping[str, Any], locator: _KeyLocator) -> tuple[int, str, s
         allowed = _allowed_keys(loc[:-1])
         msg = f"unknown {what}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     elif kind in ("literal_error", "enum"):
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        expected = str(ctx.get("expected", ""))
+        # Strings come quoted ("'a', 'b' or 'c'"), numbers bare ("0, 90, 180 or 270").
+        choices = re.findall(r"'([^']*)'", expected) or re.findall(r"-?\d+", expected)
         msg = f"must be one of {', '.join(choices)} (got {_shown(value)})"
     elif kind in _TYPE_NAMES:
         msg = f"expected {_TYPE_NAMES[kind]} (got {_shown(value)})"
@@ -658,6 +717,7 @@ __all__ = [
     "BackOfficeSection",
     "ConfigError",
     "DeviceConfig",
+    "DisplaySection",
     "KioskConfig",
     "KioskSection",
     "MaintenanceSection",
@@ -665,5 +725,6 @@ __all__ = [
     "TimeoutsSection",
     "hash_pin",
     "load_config",
+    "load_display",
     "verify_pin",
 ]

@@ -61,6 +61,8 @@ DEFAULT_USER = "kiosk"
 PROBE_TIMEOUT_S = 3.0
 CERT_WARN_DAYS = 30
 ORIENTATIONS = ("landscape", "portrait")
+ROTATIONS = (0, 90, 180, 270)
+RENDERERS = ("auto", "gles2", "pixman")
 TLS_NAMES = {"ca_file": "ca.pem", "client_cert": "client.pem", "client_key": "client.key"}
 PIN_DIGITS = (6, 12)
 
@@ -93,6 +95,8 @@ class Answers:
     drop_qr_keys: list[str] = field(default_factory=list)
     pin: str | None = field(default=None, repr=False)
     orientation: str | None = None
+    rotation: int | None = None
+    renderer: str | None = None
     data_dir: Path | None = None
     outbox_key: Path | None = None
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -119,7 +123,7 @@ class Answers:
 _ANSWER_KEYS = {
     "kiosk_id": str, "centre_id": str, "centre_name": str, "backoffice_url": str,
     "ca_file": Path, "client_cert": Path, "client_key": Path, "orientation": str,
-    "data_dir": Path, "outbox_key": Path, "maintenance_pin": str, "qr_keys": dict,
+    "rotation": int, "renderer": str, "data_dir": Path, "outbox_key": Path, "maintenance_pin": str, "qr_keys": dict,
     "devices": dict,
 }
 
@@ -140,9 +144,10 @@ def read_answers(path: Path) -> Answers:
         if kind is None:
             problems.append(f"answers file {path}: unknown key {key!r} "
                             f"(allowed: {', '.join(_ANSWER_KEYS)})")
-        elif not isinstance(value, str if kind is Path else kind):
-            problems.append(f"answers file {path}: {key} must be "
-                            f"{'a table' if kind is dict else 'a string'}")
+        elif not isinstance(value, str if kind is Path else kind) or (
+                kind is int and isinstance(value, bool)):
+            what = {dict: "a table", int: "an integer"}.get(kind, "a string")
+            problems.append(f"answers file {path}: {key} must be {what}")
     for name, table in (data.get("devices") or {}).items():
         if not isinstance(table, dict):
             problems.append(f"answers file {path}: devices.{name} must be a table")
@@ -471,6 +476,22 @@ def _device_problems(name: str, settings: Mapping[str, Any], problems: list[str]
             warnings.append(f"devices.{name}.{key}: {value} does not exist (not plugged in?)")
 
 
+def _set_display(doc: TOMLDocument, answers: Answers, problems: list[str]) -> None:
+    """``[display]``: the launcher (kiosk screen) reads it before cage starts."""
+    if answers.rotation is not None:
+        if isinstance(answers.rotation, bool) or answers.rotation not in ROTATIONS:
+            problems.append(f"rotation must be one of {', '.join(map(str, ROTATIONS))} "
+                            f"(degrees clockwise; got {answers.rotation!r})")
+        else:
+            _table(doc, "display")["rotation"] = answers.rotation
+    if answers.renderer is not None:
+        if answers.renderer not in RENDERERS:
+            problems.append(f"renderer must be one of {', '.join(RENDERERS)} "
+                            f"(got {answers.renderer!r})")
+        else:
+            _table(doc, "display")["renderer"] = answers.renderer
+
+
 def _base_document(config_path: Path, template: Path | None,
                    problems: list[str]) -> tuple[TOMLDocument, bool]:
     """The document to edit, and whether a config exists already."""
@@ -564,6 +585,7 @@ def _plan(answers: Answers, config_path: Path, template: Path | None, user: str,
                         f"(got {answers.orientation!r})")
     if answers.data_dir is not None:
         kiosk["data_dir"] = str(answers.data_dir.expanduser().resolve())
+    _set_display(doc, answers, problems)
 
     url = answers.backoffice_url
     if url is not None:
@@ -673,6 +695,10 @@ def _plan(answers: Answers, config_path: Path, template: Path | None, user: str,
     summary.insert(0, f"kiosk       {k.id} at {k.centre_id}"
                       + (f" {k.centre_name}" if k.centre_name else "")
                       + f", {k.orientation}, data in {k.data_dir}")
+    display = config.display
+    summary.insert(1, f"display     rotation {display.rotation} (degrees clockwise), renderer "
+                      f"{display.renderer}" + (" (by the GPU's driver at each start)"
+                                               if display.renderer == "auto" else ""))
     devices = ", ".join(f"{n}={d.driver}" + ("" if d.enabled else " (disabled)")
                         for n, d in config.devices.items())
     summary.append(f"devices     {devices or 'none'}")

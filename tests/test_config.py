@@ -7,7 +7,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from kiosk.config import DEVICE_NAMES, ConfigError, KioskConfig, load_config
+from kiosk.config import DEVICE_NAMES, ConfigError, KioskConfig, load_config, load_display
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_example_lists_every_key_of_the_schema() -> None:
     # The example is the technicians' reference: a key added to the schema must appear there.
     text = (REPO / "assets" / "config" / "kiosk.example.toml").read_text(encoding="utf-8")
     config = load_config(REPO / "assets" / "config" / "kiosk.example.toml")
-    for section in ("kiosk", "backoffice", "timeouts"):
+    for section in ("kiosk", "backoffice", "timeouts", "display"):
         assert f"[{section}]" in text
         for key in type(getattr(config, section)).model_fields:
             assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{section}.{key}"
@@ -157,6 +157,58 @@ def test_config_is_frozen(tmp_path: Path) -> None:
         config.kiosk.id = "other"  # type: ignore[misc]
 
 
+# --- [display]: read by the launcher before cage starts ------------------------------------
+
+
+def test_display_defaults_and_values(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, VALID)).display.model_dump() == {
+        "rotation": 0, "renderer": "auto"}
+    path = write(tmp_path, VALID + '\n[display]\nrotation = 270\nrenderer = "pixman"\n')
+    assert load_config(path).display.model_dump() == {"rotation": 270, "renderer": "pixman"}
+    assert load_display(path).model_dump() == {"rotation": 270, "renderer": "pixman"}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("45", "must be one of 0, 90, 180, 270 (got 45)"),
+    ("-90", "must be one of 0, 90, 180, 270 (got -90)"),
+    ('"90"', "must be one of 0, 90, 180, 270 (got '90')"),
+    ("true", "expected an integer (got true)"),  # TOML's true is Python's 1
+    ("false", "expected an integer (got false)"),  # and false would be 0 degrees
+])
+def test_display_rotation_errors(tmp_path: Path, value: str, message: str) -> None:
+    text = VALID + f"\n[display]\nrotation = {value}\n"
+    path = write(tmp_path, text)
+    expected = f"{path}:{line_of(text, 'rotation =')}: display.rotation: {message}"
+    assert error_of(path) == expected
+    with pytest.raises(ConfigError) as info:
+        load_display(path)
+    assert str(info.value) == expected  # the launcher's message is the app's
+
+
+def test_display_renderer_and_unknown_key(tmp_path: Path) -> None:
+    text = VALID + '\n[display]\nrenderer = "vulkan"\nrotate = 90\n'
+    path = write(tmp_path, text)
+    assert error_of(path) == (
+        f"{path}:{line_of(text, 'renderer =')}: display.renderer: must be one of auto, gles2, "
+        f"pixman (got 'vulkan')\n"
+        f"{path}:{line_of(text, 'rotate =')}: display.rotate: unknown key (allowed: rotation, "
+        f"renderer)")
+
+
+def test_load_display_ignores_problems_elsewhere(tmp_path: Path) -> None:
+    """A config the kiosk refuses still turns the screen the right way (the app reports the
+    problem on that screen)."""
+    path = write(tmp_path, '[kiosk]\nid = "no spaces allowed"\n[display]\nrotation = 90\n')
+    with pytest.raises(ConfigError):
+        load_config(path)
+    assert load_display(path).rotation == 90
+    assert load_display(write(tmp_path, "[kiosk]\n", "bare.toml")).rotation == 0
+    for text, fragment in (("[kiosk\n", "TOML syntax error"), ("display = 3\n", "expected a table")):
+        with pytest.raises(ConfigError) as info:
+            load_display(write(tmp_path, text, "broken.toml"))
+        assert fragment in str(info.value)
+
+
 # --- errors: file, line, key ---------------------------------------------------------------
 
 
@@ -208,7 +260,8 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     assert error_of(path) == (
         f"{path}:{line_of(text, '[printer]')}: printer: unknown table "
-        "(allowed: kiosk, backoffice, timeouts, appointment_codes, maintenance, outbox, devices)"
+        "(allowed: kiosk, backoffice, timeouts, appointment_codes, maintenance, outbox, display, "
+        "devices)"
     )
 
 

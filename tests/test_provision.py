@@ -381,6 +381,14 @@ def _bad_kiosk_id(site: Site, tmp_path: Path) -> Answers:
     return answers_for(site, tmp_path, kiosk_id="ZZ 001")
 
 
+def _bad_rotation(site: Site, tmp_path: Path) -> Answers:
+    return answers_for(site, tmp_path, rotation=45)
+
+
+def _bad_renderer(site: Site, tmp_path: Path) -> Answers:
+    return answers_for(site, tmp_path, renderer="opengl")
+
+
 def _readable_outbox_key(site: Site, tmp_path: Path) -> Answers:
     (tmp_path / "data" / "outbox.key").chmod(0o644)
     return answers_for(site, tmp_path, centre_name="新名字")
@@ -404,6 +412,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[Site, Path], Answers], str]] = {
                                   "'escpos' driver"),
     "kiosk id": (_bad_kiosk_id, "kiosk.id: must be 1..64 characters"),
     "outbox key mode": (_readable_outbox_key, "has mode 0644"),
+    "rotation": (_bad_rotation, "rotation must be one of 0, 90, 180, 270 (degrees clockwise; "
+                                "got 45)"),
+    "renderer": (_bad_renderer, "renderer must be one of auto, gles2, pixman (got 'opengl')"),
 }
 
 
@@ -527,6 +538,61 @@ port = "/dev/null"
     config = load_config(tmp_path / "kiosk.toml")
     assert config.kiosk.id == "ZZ-530102-002" and config.devices["barcode"].driver == "serial"
     assert any("holds the maintenance PIN in clear" in w for w in report.warnings)
+
+
+def test_display_settings_from_the_answers_file_and_the_command_line(
+        site: Site, tmp_path: Path) -> None:
+    """What `kiosk screen` reads before cage starts: written to [display], shown in the
+    summary, and a later run that does not mention them keeps them."""
+    answers_file = site.write("answers.toml", b'rotation = 270\nrenderer = "pixman"\n')
+    config_path = tmp_path / "kiosk.toml"
+    report = provision(answers_for(site, tmp_path).overridden_by(read_answers(answers_file)),
+                       config_path, probe=False)
+    assert load_config(config_path).display.model_dump() == {"rotation": 270,
+                                                              "renderer": "pixman"}
+    assert "display     rotation 270 (degrees clockwise), renderer pixman" in report.summary
+    report = provision(Answers(rotation=90), config_path, probe=False)
+    assert load_config(config_path).display.model_dump() == {"rotation": 90,
+                                                              "renderer": "pixman"}
+    from kiosk.compositor import display_settings
+
+    assert display_settings(config_path)[0].rotation == 90  # the launcher reads the same
+
+
+def test_a_new_config_shows_the_display_defaults(site: Site, tmp_path: Path) -> None:
+    report = provision(answers_for(site, tmp_path), tmp_path / "kiosk.toml", probe=False)
+    assert ("display     rotation 0 (degrees clockwise), renderer auto (by the GPU's driver "
+            "at each start)") in report.summary
+    assert "[display]" not in (tmp_path / "kiosk.toml").read_text()  # defaults stay implicit
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('rotation = "90"', "rotation must be an integer"),
+    ("rotation = true", "rotation must be an integer"),
+    ("renderer = 2", "renderer must be a string"),
+])
+def test_answers_file_display_keys_have_types(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "answers.toml"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ProvisionError) as refused:
+        read_answers(path)
+    assert message in str(refused.value)
+
+
+def test_cli_rotation_and_renderer(site: Site, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = tmp_path / "kiosk.toml"
+    provision(answers_for(site, tmp_path), config_path, probe=False)
+    assert cli.main(["provision", "--config", str(config_path), "--offline",
+                     "--rotation", "180", "--renderer", "gles2"]) == 0
+    assert "rotation 180 (degrees clockwise), renderer gles2" in capsys.readouterr().out
+    assert load_config(config_path).display.model_dump() == {"rotation": 180,
+                                                              "renderer": "gles2"}
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit):  # argparse's own refusal, before anything is read
+        cli.main(["provision", "--config", str(config_path), "--rotation", "45"])
+    assert "invalid choice: 45" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
 
 
 def test_answers_file_with_unknown_key(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""The kiosk's real Kivy app (or its out-of-service screen) in a process of its own, for the
-watchdog tests: Kivy allows one window per process, and a test must be able to freeze the main
-loop of the app it watches.
+"""The kiosk's real Kivy app in a process of its own, for the watchdog tests: Kivy allows one
+window per process, and a test must be able to freeze the main loop of the app it watches.
+(The out-of-service screen has nothing to freeze: its tests run `kiosk out-of-service`.)
 
-    python tests/systemd/kivy_child.py kiosk|out-of-service CONFIG
+    python tests/systemd/kivy_child.py kiosk CONFIG
 
 Lines on stdin steer it, read from the Kivy main loop itself: ``block SECONDS`` blocks that
 loop (a frozen screen) between two STATUS= markers, ``stop`` ends the app. Runs offscreen
@@ -42,13 +42,14 @@ def _control(_dt: float) -> None:
 
 
 def main(mode: str, config_path: Path) -> int:
+    if mode != "kiosk":
+        raise SystemExit(f"usage: kivy_child.py kiosk CONFIG (not {mode!r})")
+    from kiosk import notify
+
+    notify.extend_watchdog_for_startup()  # before Kivy, as `kiosk run` does
     from kivy.clock import Clock
 
     Clock.schedule_interval(_control, 0.05)
-    if mode == "out-of-service":
-        from kiosk.ui.app import run_out_of_service
-
-        return run_out_of_service(config_path, fullscreen=False)
     from kiosk.config import load_config
     from kiosk.ui.app import configure_window
 

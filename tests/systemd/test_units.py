@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk import compositor
 from tests.systemd.conftest import IMAGE_EXECUTABLES, SYSTEMD_DIR, UNIT_DIR, build_image_root
 
 UNITS = sorted(p.name for p in (SYSTEMD_DIR / "system").iterdir() if p.is_file())
@@ -80,10 +81,10 @@ def test_verify_catches_a_misspelt_key_and_a_missing_program(tmp_path):
     root = build_image_root(tmp_path / "root")
     unit = root / UNIT_DIR / "zizhu-kiosk.service"
     unit.write_text(unit.read_text().replace("WatchdogSec=", "WatchdogSecs=")
-                    .replace("/usr/bin/cage", "/usr/bin/cagee"))
+                    .replace("/opt/zizhu/venv/bin/kiosk ", "/opt/zizhu/venv/bin/kiosque "))
     done = verify(root, "zizhu-kiosk.service")
     assert "Unknown key 'WatchdogSecs'" in done.stderr
-    assert "/usr/bin/cagee is not executable" in done.stderr
+    assert "/opt/zizhu/venv/bin/kiosque is not executable" in done.stderr
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -165,9 +166,38 @@ def test_out_of_service_screen_takes_over_and_the_kiosk_is_retried():
     assert "out-of-service" in unit_values(oos, "ExecStart")[0].split()
 
 
-def test_no_way_to_a_console_or_another_vt():
-    for unit in ("zizhu-kiosk.service", "zizhu-out-of-service.service"):
+def test_both_screens_start_through_the_launcher_which_runs_cage():
+    """`kiosk screen APP` applies [display] from the data partition and execs cage: the unit
+    file on the read-only root needs no site drop-in (kiosk/compositor.py)."""
+    for unit, app in (("zizhu-kiosk.service", "run"),
+                      ("zizhu-out-of-service.service", "out-of-service")):
         command = unit_values(unit, "ExecStart")[0].split()
+        assert command == ["/opt/zizhu/venv/bin/kiosk", "screen", app, "--config",
+                           "/var/lib/zizhu/config/kiosk.toml"]
+    assert compositor.CAGE in IMAGE_EXECUTABLES
+
+
+def test_an_unsupported_cpu_fails_the_kiosk_at_once_instead_of_five_restarts():
+    assert unit_values("zizhu-kiosk.service", "RestartPreventExitStatus") == [
+        str(compositor.EXIT_UNSUPPORTED_CPU)]
+    # The out-of-service screen runs on such a CPU; it is the one that must come up.
+    assert unit_values("zizhu-out-of-service.service", "RestartPreventExitStatus") == []
+
+
+def test_the_back_office_takes_its_site_settings_from_the_data_partition():
+    files = unit_values("zizhu-backoffice.service", "EnvironmentFile")
+    assert files == ["-/var/lib/zizhu/config/backoffice.env"]  # optional: "-"
+    # Environment= gives the defaults, which EnvironmentFile= overrides (it is read after).
+    assert "ZIZHU_BACKOFFICE_HOST=127.0.0.1" in unit_values("zizhu-backoffice.service",
+                                                            "Environment")[0]
+
+
+def test_no_way_to_a_console_or_another_vt(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[display]\nrotation = 90\n")
+    for unit in ("zizhu-kiosk.service", "zizhu-out-of-service.service"):
+        app = unit_values(unit, "ExecStart")[0].split()[2]
+        command = compositor.plan(app, config, environ={}).argv
         assert command[0] == "/usr/bin/cage" and "-s" not in command[:command.index("--")]
         assert "XKB_DEFAULT_OPTIONS=srvrkeys:none" in " ".join(unit_values(unit, "Environment"))
     logind = configparser.ConfigParser()
