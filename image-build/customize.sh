@@ -2,15 +2,20 @@
 # Turns the Debian base (rootfs-base.sh) into the kiosk's root file system, in place:
 # the files under overlay/, the app's venv from the wheels (wheels.sh), the units
 # (systemd/install.sh, the same script the unit tests run), the CUPS queues baked in, the
-# settings a read-only root needs, and a clean-up. Ends with checks that fail the build.
+# settings a read-only root needs, RAUC with the update keyring, and a clean-up. Ends with
+# checks that fail the build.
 #
-#   image-build/customize.sh ROOT WHEELS
+#   image-build/customize.sh ROOT WHEELS KEYRING
+#
+# KEYRING: the CA certificate(s) that sign update bundles (build.sh: the development CA, or
+# ZIZHU_RAUC_KEYRING for a release).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(dirname "$here")
-[ $# -eq 2 ] || { echo "usage: $0 ROOT WHEELS" >&2; exit 2; }
+[ $# -eq 3 ] || { echo "usage: $0 ROOT WHEELS KEYRING" >&2; exit 2; }
 root=$(cd "$1" && pwd)
 wheels=$(cd "$2" && pwd)
+keyring=$3
 
 # Runs a command in the root with /dev, /proc and a private /run and network, in namespaces of
 # its own: nothing is left mounted or running (the PID namespace ends with the command),
@@ -30,7 +35,8 @@ in_root() {
 
 echo "customize: overlay"
 cp -rT --no-preserve=ownership "$here/overlay" "$root"
-chmod 0755 "$root/usr/libexec/zizhu/selftest"
+chmod 0755 "$root/usr/libexec/zizhu/selftest" "$root/usr/libexec/zizhu/save-machine-id" \
+  "$root/usr/libexec/zizhu/update-check"
 chmod 0755 "$root/usr/lib/systemd/system-generators/zizhu-slow-machine-generator"
 install -D -m 0644 "$here/README.md" "$root/usr/share/doc/zizhu/image-build/README.md"
 
@@ -50,7 +56,13 @@ echo "customize: units (systemd/install.sh)"
 bash "$project/systemd/install.sh" --root "$root"
 systemctl --root="$root" --quiet enable zizhu-selftest.service systemd-networkd.service \
   systemd-resolved.service systemd-timesyncd.service cups.socket cups.path pcscd.socket \
-  seatd.service
+  seatd.service prometheus-node-exporter.service zizhu-save-machine-id.service \
+  zizhu-update-check.service
+
+echo "customize: RAUC"
+install -D -m 0644 "$here/rauc/system.conf" "$root/etc/rauc/system.conf"
+install -D -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
+install -D -m 0755 "$here/rauc/rauc-bootloader" "$root/usr/libexec/zizhu/rauc-bootloader"
 systemctl --root="$root" --quiet set-default graphical.target
 
 # Every package's system users now (systemd-resolve, systemd-timesync, ...): on the read-only
@@ -99,6 +111,9 @@ mkdir -p "$root/efi"
 sed -i -E 's/^(root):[^:]*:/\1:*:/' "$root/etc/shadow"
 
 echo "customize: clean-up"
+# ssl-cert (a dependency of cups) made a "snakeoil" key pair at install time: the same private
+# key on every kiosk written from this image. Nothing here uses it (cupsd makes its own).
+rm -f "$root/etc/ssl/private/ssl-cert-snakeoil.key" "$root/etc/ssl/certs/ssl-cert-snakeoil.pem"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
   "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old "$root"/var/log/* \
   "$root"/tmp/* "$root"/var/tmp/* "$root"/root/.cache

@@ -3,7 +3,7 @@
 # devices, no mounts): mkfs.ext4 -d for the root and data file systems, veritysetup for the
 # root's hash tree, mtools for the EFI system partition, sfdisk and dd for the partition table.
 #
-#   image-build/disk.sh ROOT OUT_IMAGE
+#   image-build/disk.sh ROOT OUT_IMAGE [SLOT_DIR]
 #
 # Layout (settings.sh has the sizes):
 #   1 esp            EFI system partition: systemd-boot, kernel + initrd and entries per slot
@@ -12,13 +12,16 @@
 #   4 root-b         slot B: empty, same size; an update writes here and boots it next
 #   5 root-b-verity  slot B: its hash tree
 #   6 zizhu-data     /var/lib/zizhu: config, database, outbox, CUPS queues; grows on first boot
-# Writes OUT_IMAGE and OUT_IMAGE.roothash (slot A's root hash).
+# Writes OUT_IMAGE and OUT_IMAGE.roothash (slot A's root hash). With SLOT_DIR, the slot's
+# contents are kept there for an update bundle (bundle.sh): root.ext4, root.verity, roothash,
+# vmlinuz, initrd.img, image-release.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/settings.sh"
-[ $# -eq 2 ] || { echo "usage: $0 ROOT OUT_IMAGE" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { echo "usage: $0 ROOT OUT_IMAGE [SLOT_DIR]" >&2; exit 2; }
 root=$(cd "$1" && pwd)
 image=$2
+slot_dir=${3:-}
 for tool in mkfs.ext4 veritysetup mkfs.vfat mcopy sfdisk; do
   command -v "$tool" >/dev/null || { echo "disk.sh: $tool missing (scripts/bootstrap.sh)" >&2; exit 2; }
 done
@@ -53,6 +56,9 @@ install -d -m 0750 -o 0 -g "$kiosk_gid" "$stage/config"
 install -m 0640 -o 0 -g "$kiosk_gid" "$here/factory/kiosk.toml" "$stage/config/kiosk.toml"
 install -d -m 0700 -o "$kiosk_uid" -g "$kiosk_gid" "$stage/kiosk"
 install -d -m 0755 -o "$kiosk_uid" -g "$kiosk_gid" "$stage/metrics"
+# The persistent journal (var-log-journal.mount): it must be there before tmpfiles runs.
+journal_gid=$(awk -F: '$1 == "systemd-journal" {print $3}' "$root/etc/group")
+install -d -m 2755 -o 0 -g "${journal_gid:-0}" "$stage/journal"
 if [ -n "$backoffice_uid" ]; then
   install -d -m 0700 -o "$backoffice_uid" -g "$backoffice_uid" "$stage/backoffice"
 fi
@@ -61,17 +67,8 @@ mkfs.ext4 -q -F -L "$LABEL_DATA" -d "$stage" "$work/data.ext4"
 
 echo "disk: EFI system partition"
 version=$(sed -n 's/^IMAGE_VERSION=//p' "$root/usr/lib/zizhu/image-release" 2>/dev/null || true)
-entry() {  # entry FILE TITLE EXTRA_OPTIONS
-  cat > "$work/$1" <<ENTRY
-title $2
-version ${version:-unknown}
-linux /zizhu/a/vmlinuz
-initrd /zizhu/a/initrd.img
-options root=/dev/mapper/root roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-a systemd.verity_root_hash=/dev/disk/by-partlabel/root-a-verity systemd.volatile=state rauc.slot=a $ZIZHU_CMDLINE_BASE $3
-ENTRY
-}
-entry zizhu-a.conf "Zizhu kiosk (slot A)" "$ZIZHU_CMDLINE_KIOSK"
-entry zizhu-a-selftest.conf "Zizhu kiosk self-test (slot A)" "$ZIZHU_CMDLINE_SELFTEST"
+export ZIZHU_CMDLINE_BASE ZIZHU_CMDLINE_KIOSK ZIZHU_CMDLINE_SELFTEST
+sh "$here/rauc/boot-entries" a "$roothash" "${version:-unknown}" "$work"
 # No menu unless a key is held at power-on, and no editing the command line from it
 # (init=/bin/sh would be a root shell on a public terminal).
 cat > "$work/loader.conf" <<LOADER
@@ -120,4 +117,14 @@ put "$work/root.ext4" 2
 put "$work/root.verity" 3
 put "$work/data.ext4" 6
 echo "$roothash" > "$image.roothash"
+if [ -n "$slot_dir" ]; then
+  # Same file system, so a rename, not a copy of 2 GiB.
+  rm -rf "$slot_dir"
+  mkdir -p "$slot_dir"
+  mv "$work/root.ext4" "$work/root.verity" "$slot_dir/"
+  echo "$roothash" > "$slot_dir/roothash"
+  cp "$root/boot/vmlinuz-$kver" "$slot_dir/vmlinuz"
+  cp "$root/boot/initrd.img-$kver" "$slot_dir/initrd.img"
+  cp "$root/usr/lib/zizhu/image-release" "$slot_dir/image-release"
+fi
 echo "disk: $image (${total_mib} MiB, root hash $roothash)"

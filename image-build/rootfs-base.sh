@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian part of the image: mmdebstrap installs packages.txt (no Recommends) from bookworm,
 # bookworm-updates and bookworm-security into DIR. The kernel's post-install runs dracut with
-# overlay/etc/dracut.conf.d, put in place before any package is installed.
+# overlay/etc/dracut.conf.d and the dracut module overlay/usr/lib/dracut/modules.d/90zizhu-*,
+# put in place before any package is installed.
 #
 #   image-build/rootfs-base.sh DIR
 set -euo pipefail
@@ -23,6 +24,7 @@ mmdebstrap --mode=root --variant=apt --format=directory \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --setup-hook="mkdir -p \"\$1/etc/dracut.conf.d\" && cp '$here/overlay/etc/dracut.conf.d/10-zizhu.conf' \"\$1/etc/dracut.conf.d/\"" \
+  --setup-hook="mkdir -p \"\$1/usr/lib/dracut/modules.d\" && cp -r '$here/overlay/usr/lib/dracut/modules.d/90zizhu-machine-id' \"\$1/usr/lib/dracut/modules.d/\"" \
   "$ZIZHU_SUITE" "$dir" \
   "deb $ZIZHU_MIRROR $ZIZHU_SUITE main" \
   "deb $ZIZHU_MIRROR $ZIZHU_SUITE-updates main" \

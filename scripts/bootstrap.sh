@@ -24,7 +24,9 @@ DEB_PACKAGES=(
   cage xwayland                             # the appliance's compositor: tests run the kiosk under it
   postgresql libpq5                         # the back office's second database: tests start a private cluster
   mmdebstrap cryptsetup-bin dosfstools mtools fdisk   # image-build/: the kiosk's disk image (make image)
+  rauc squashfs-tools                       # image-build/: its signed update bundle (rauc bundle)
   qemu-system-x86 ovmf                      # tests/image: boots that image under UEFI firmware
+  qemu-user                                 # tests/systemd: the launcher on an emulated pre-x86-64-v2 CPU (qemu64)
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

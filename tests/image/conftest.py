@@ -18,12 +18,16 @@ PROJECT = Path(__file__).resolve().parents[2]
 IMAGE_BUILD = PROJECT / "image-build"
 KIOSK_UNITS = ("zizhu-kiosk.service", "zizhu-out-of-service.service", "zizhu-backoffice.service",
                "zizhu-health.service", "zizhu-health.timer", "zizhu-kiosk-retry.timer")
-# Units and drop-ins the image adds to systemd/ (image-build/overlay).
-IMAGE_UNITS = ("zizhu-selftest.service", "etc-cups.mount")
+# Units the image adds to systemd/ (image-build/overlay), and Debian's units it changes with
+# drop-ins there (verified with the drop-ins).
+IMAGE_UNITS = ("zizhu-selftest.service", "etc-cups.mount", "var-log-journal.mount",
+               "zizhu-save-machine-id.service", "zizhu-update-check.service",
+               "prometheus-node-exporter.service", "rauc.service")
 # Host tools the build needs, and the Debian package each comes from (scripts/bootstrap.sh).
 BUILD_TOOLS = {"mmdebstrap": "mmdebstrap", "veritysetup": "cryptsetup-bin",
                "mkfs.vfat": "dosfstools", "mcopy": "mtools", "sfdisk": "fdisk",
-               "mkfs.ext4": "e2fsprogs", "systemd-analyze": "systemd"}
+               "mkfs.ext4": "e2fsprogs", "systemd-analyze": "systemd", "rauc": "rauc",
+               "mksquashfs": "squashfs-tools", "openssl": "openssl"}
 
 
 # The first test also waits for the build (minutes from scratch), and a qemu boot without KVM
@@ -45,6 +49,8 @@ class BuiltImage:
     manifest: Path
     roothash: str
     log: str
+    bundle: Path  # the signed RAUC bundle of the same root
+    slot: Path  # what the bundle holds: root.ext4, root.verity, roothash, kernel and initrd
 
 
 def missing_build_tool() -> str | None:
@@ -72,4 +78,4 @@ def built_image() -> BuiltImage:
     return BuiltImage(out=out, rootfs=(out / "rootfs").resolve(), image=image,
                       manifest=out / "zizhu-kiosk.manifest",
                       roothash=Path(f"{image}.roothash").read_text().strip(),
-                      log=done.stdout)
+                      log=done.stdout, bundle=out / "zizhu-kiosk.raucb", slot=out / "slot")

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.conftest import IMAGE_UNITS, KIOSK_UNITS, TEST_TIMEOUT_S, BuiltImage
+from tests.image.conftest import (
+    IMAGE_BUILD,
+    IMAGE_UNITS,
+    KIOSK_UNITS,
+    TEST_TIMEOUT_S,
+    BuiltImage,
+)
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(TEST_TIMEOUT_S)]
 UNIT_DIR = "usr/lib/systemd/system"
@@ -59,6 +65,9 @@ def test_image_units_are_enabled(built_image: BuiltImage):
     assert (etc / "multi-user.target.wants/zizhu-selftest.service").is_symlink()
     assert (etc / "default.target").resolve().name == "graphical.target"
     assert (etc / "getty@tty1.service").resolve() == Path("/dev/null")
+    assert (etc / "multi-user.target.wants/prometheus-node-exporter.service").is_symlink()
+    assert (etc / "sysinit.target.wants/zizhu-save-machine-id.service").is_symlink()
+    assert (etc / "graphical.target.wants/zizhu-update-check.service").is_symlink()
 
 
 def dpkg_installed(root: Path) -> set[str]:
@@ -73,15 +82,20 @@ def test_image_has_what_the_units_need_and_nothing_it_must_not(built_image: Buil
     root = built_image.rootfs
     packages = dpkg_installed(root)
     for needed in ("cage", "seatd", "xwayland", "pcscd", "cups-daemon", "python3",
-                   "fonts-wqy-microhei", "linux-image-amd64", "dracut", "systemd-boot-efi"):
+                   "fonts-wqy-microhei", "linux-image-amd64", "dracut", "systemd-boot-efi",
+                   "prometheus-node-exporter", "rauc", "rauc-service"):
         assert needed in packages
+    # node_exporter's Recommends stay out: the collectors' scripts and what they pull in.
     for unwanted in ("vsmartcard-vpcd", "openssh-server", "gcc", "gcc-12", "cpp", "make",
-                     "initramfs-tools", "python3-dev"):
+                     "initramfs-tools", "python3-dev", "prometheus-node-exporter-collectors",
+                     "smartmontools", "moreutils", "squashfs-tools"):
         assert unwanted not in packages
     for tool in ("usr/bin/gcc", "usr/bin/cc", "usr/sbin/sshd", "usr/bin/vpcd"):
         assert not (root / tool).exists()
+    # bootctl: RAUC's boot loader backend sets systemd-boot's variables with it.
     for program in ("usr/bin/cage", "opt/zizhu/venv/bin/kiosk",
-                    "opt/zizhu/venv/bin/kiosk-backoffice", "usr/libexec/zizhu/health-check"):
+                    "opt/zizhu/venv/bin/kiosk-backoffice", "usr/libexec/zizhu/health-check",
+                    "usr/bin/rauc", "usr/bin/bootctl", "usr/bin/prometheus-node-exporter"):
         assert (root / program).is_file()
 
 
@@ -202,3 +216,51 @@ def test_checksums_match_the_image_and_manifest(built_image: BuiltImage):
                           cwd=built_image.out, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "zizhu-kiosk.img: OK" in done.stdout
+
+
+def test_node_exporter_exposure_is_below_2_5(built_image: BuiltImage):
+    done = analyze(built_image.rootfs, "security", "--offline=yes", "--no-pager",
+                   f"/{UNIT_DIR}/prometheus-node-exporter.service")
+    found = re.search(r"Overall exposure level for prometheus-node-exporter\.service: "
+                      r"(\d+\.\d)", done.stdout)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) < 2.5
+
+
+def test_rauc_is_configured_with_the_keyring_and_backend(built_image: BuiltImage):
+    root = built_image.rootfs
+    assert (root / "etc/rauc/system.conf").read_text() == (
+        IMAGE_BUILD / "rauc/system.conf").read_text()
+    assert (root / "usr/libexec/zizhu/rauc-bootloader").read_bytes() == (
+        IMAGE_BUILD / "rauc/rauc-bootloader").read_bytes()
+    assert (root / "usr/libexec/zizhu/rauc-bootloader").stat().st_mode & 0o111
+    keyring = (root / "etc/rauc/keyring.pem").read_text()
+    assert "BEGIN CERTIFICATE" in keyring and "PRIVATE KEY" not in keyring
+    # The signing keys stay on the build host, and no private key at all is in the image
+    # (every kiosk written from it would share it; ssl-cert's snakeoil key is removed).
+    for folder in ("etc", "usr/libexec", "usr/share/zizhu", "opt/zizhu"):
+        found = subprocess.run(["grep", "-rlIx", "--", "-----BEGIN .*PRIVATE KEY-----",
+                                str(root / folder)],
+                               capture_output=True, text=True)
+        assert found.stdout == "", found.stdout
+    # Only root may talk to RAUC over D-Bus (Debian's policy lets every user).
+    policy = (root / "etc/dbus-1/system.d/zizhu-rauc.conf").read_text()
+    assert '<deny send_destination="de.pengutronix.rauc"/>' in policy
+
+
+def test_journal_is_persistent_on_the_data_partition(built_image: BuiltImage):
+    root = built_image.rootfs
+    journald = (root / "usr/lib/systemd/journald.conf.d/zizhu.conf").read_text()
+    assert re.search(r"^Storage=persistent$", journald, re.M)
+    assert re.search(r"^SystemMaxUse=\d+M$", journald, re.M)
+    mount = (root / f"{UNIT_DIR}/var-log-journal.mount").read_text()
+    assert "What=/var/lib/zizhu/journal" in mount and "Where=/var/log/journal" in mount
+
+
+def test_initrd_brings_the_saved_machine_id(built_image: BuiltImage):
+    kernel = next((built_image.rootfs / "usr/lib/modules").iterdir()).name
+    done = subprocess.run(["chroot", str(built_image.rootfs), "lsinitrd",
+                           f"/boot/initrd.img-{kernel}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "etc/systemd/system/initrd.target.wants/zizhu-machine-id.service" in done.stdout
+    assert "usr/libexec/zizhu-machine-id" in done.stdout

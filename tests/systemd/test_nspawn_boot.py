@@ -19,13 +19,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.nspawn import Container, missing_nspawn, overlay_root
 from tests.systemd.conftest import PROJECT, SYSTEMD_DIR
 
 pytestmark = pytest.mark.ui
@@ -71,69 +71,15 @@ AllowIsolate=yes
 
 
 def missing_prerequisite() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (overlay mount, systemd-nspawn)"
-    for tool, package in (("systemd-nspawn", "systemd-container"), ("cage", "cage"),
-                          ("Xwayland", "xwayland")):
+    reason = missing_nspawn()
+    if reason:
+        return reason
+    for tool, package in (("cage", "cage"), ("Xwayland", "xwayland")):
         if shutil.which(tool) is None:
             return f"{tool} missing: apt-get install {package} (scripts/bootstrap.sh)"
     if not Path("/usr/bin/python3.11").exists():
         return "no /usr/bin/python3.11 to build the container's venv from"
     return None
-
-
-class Container:
-    """A booted container; ``run`` executes a command inside it (nsenter into PID 1's
-    namespaces)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.log = root.parent / "console.log"
-        with self.log.open("w") as log:
-            self.nspawn = subprocess.Popen(
-                ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit",
-                 f"--bind-ro={PROJECT}:{SRC_IN_CONTAINER}",
-                 f"--bind-ro={SITE_PACKAGES}:{SITE_IN_CONTAINER}",
-                 "--private-network", "--console=pipe", "--", "systemd.unit=zizhu-test.target"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        self.leader = self._leader()
-
-    def _leader(self) -> int:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            children = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children")
-            if children.exists() and children.read_text().split():
-                return int(children.read_text().split()[0])
-            if self.nspawn.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"systemd-nspawn did not start a container:\n"
-                             f"{self.log.read_text()[-2000:]}")
-
-    def run(self, *command: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["nsenter", "-t", str(self.leader), "-a", *command],
-                              capture_output=True, text=True, timeout=60, check=check)
-
-    def prop(self, unit: str, name: str) -> str:
-        return self.run("systemctl", "show", "-p", name, "--value", unit).stdout.strip()
-
-    def wait(self, what: str, predicate: Callable[[], bool], timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                journal = self.run("journalctl", "--no-pager", "-n", "60").stdout
-                raise AssertionError(f"timed out waiting for {what}; journal ends:\n{journal}")
-            time.sleep(0.25)
-
-    def stop(self) -> None:
-        if self.nspawn.poll() is None:
-            self.run("systemctl", "poweroff")
-            try:
-                self.nspawn.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.nspawn.pid, 9)
-                self.nspawn.wait()
 
 
 def prepare_root(root: Path) -> None:
@@ -176,37 +122,19 @@ def container() -> Iterator[Container]:
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    base = Path(tempfile.mkdtemp(prefix="zizhu-nspawn-"))
-    layers, root = base / "layers", base / "root"
-    layers.mkdir()
-    root.mkdir()
-    mounted: list[Path] = []
-    booted: Container | None = None
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1G", "tmpfs", str(layers)],
-                       check=True, capture_output=True)
-        mounted.append(layers)
-        (layers / "upper").mkdir()
-        (layers / "work").mkdir()
-        overlay = subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o",
-             f"lowerdir=/,upperdir={layers / 'upper'},workdir={layers / 'work'}", str(root)],
-            capture_output=True, text=True)
-        if overlay.returncode != 0:
-            pytest.skip(f"cannot mount an overlay of / here: {overlay.stderr.strip()}")
-        mounted.append(root)
-        prepare_root(root)
-        booted = Container(root)
-        booted.wait("zizhu-kiosk.service to be active",
-                    lambda: booted is not None
-                    and booted.prop("zizhu-kiosk.service", "ActiveState") == "active")
+    with ExitStack() as stack:
+        try:
+            overlay = stack.enter_context(overlay_root(Path("/"), "zizhu-nspawn-", size="1G"))
+        except OSError as error:
+            pytest.skip(str(error))
+        prepare_root(overlay.root)
+        booted = Container(overlay.root, options=(
+            f"--bind-ro={PROJECT}:{SRC_IN_CONTAINER}",
+            f"--bind-ro={SITE_PACKAGES}:{SITE_IN_CONTAINER}", "--private-network"),
+            arguments=("systemd.unit=zizhu-test.target",), log=overlay.base / "console.log")
+        stack.callback(booted.stop)
+        booted.start().wait_active("zizhu-kiosk.service", timeout=90)
         yield booted
-    finally:
-        if booted is not None:
-            booted.stop()
-        for path in reversed(mounted):
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def kiosk_pid(container: Container) -> int:
