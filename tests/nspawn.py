@@ -133,6 +133,16 @@ class Container:
         self.wait(f"{unit} to be active",
                   lambda: self.prop(unit, "ActiveState") == "active", timeout)
 
+    def freeze_and_await_watchdog(self, unit: str, pid: str) -> None:
+        """SIGSTOP ``pid`` (the process that pings ``unit``'s watchdog) and wait until systemd
+        has restarted the unit for the missed pings and it is active again."""
+        before = int(self.prop(unit, "NRestarts"))
+        assert self.run("kill", "-STOP", pid).returncode == 0, f"cannot stop {pid}"
+        self.wait("a watchdog restart", lambda: int(self.prop(unit, "NRestarts")) > before)
+        journal = self.run("journalctl", "--no-pager", "-u", unit).stdout
+        assert "Watchdog timeout" in journal
+        self.wait(f"{unit} to be active again", lambda: self.prop(unit, "ActiveState") == "active")
+
     def stop(self) -> None:
         """A clean poweroff (units stop, journald flushes), nspawn killed if it hangs."""
         nspawn = self.nspawn

@@ -174,14 +174,7 @@ def test_restart_is_clean(container):
 
 
 def test_frozen_kiosk_is_restarted_by_the_watchdog(container):
-    before = int(container.prop("zizhu-kiosk.service", "NRestarts"))
-    container.run("kill", "-STOP", str(kiosk_pid(container)), check=True)
-    container.wait("a watchdog restart",
-                   lambda: int(container.prop("zizhu-kiosk.service", "NRestarts")) > before)
-    journal = container.run("journalctl", "--no-pager", "-u", "zizhu-kiosk.service").stdout
-    assert "Watchdog timeout" in journal
-    container.wait("the kiosk to be ready again",
-                   lambda: container.prop("zizhu-kiosk.service", "ActiveState") == "active")
+    container.freeze_and_await_watchdog("zizhu-kiosk.service", str(kiosk_pid(container)))
 
 
 def test_failing_kiosk_falls_back_to_the_out_of_service_screen(container):
